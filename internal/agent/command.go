@@ -1,0 +1,397 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/relay"
+	"github.com/migplatform/mig/internal/sign"
+	"github.com/migplatform/mig/internal/target"
+)
+
+// restartedError is the error of a command that was running when the agent
+// stopped.
+const restartedError = "agent restarted while running the command"
+
+// job is one command from the inbox for a worker.
+type job struct {
+	item inboxItem
+	// resumed is set for commands found in the inbox at start.
+	resumed bool
+}
+
+// refusal is why a command is not run: a stable code and a reason.
+type refusal struct {
+	code string
+	err  error
+}
+
+// commandPeek is the part of a command message read when the whole does not
+// decode, to answer with CodeBadEncoding when possible.
+type commandPeek struct {
+	Command struct {
+		ID      uint64 `json:"id"`
+		AgentID string `json:"agentid"`
+		Action  struct {
+			ID uint64 `json:"id"`
+		} `json:"action"`
+	} `json:"command"`
+}
+
+// handle checks, runs and answers one command. The command stays in the
+// inbox until its result is in the outbox, so a crash at any point resumes
+// it on the next start.
+func (a *Agent) handle(ctx context.Context, j job) {
+	m, err := action.DecodeCommand(j.item.data)
+	if err != nil {
+		var p commandPeek
+		_ = json.Unmarshal(j.item.data, &p)
+		if p.Command.ID == 0 || p.Command.AgentID != a.id {
+			a.log.Warn("dropping a command that does not decode", "err", err)
+			a.inboxDone(j.item)
+			return
+		}
+		if !a.claimInflight(p.Command.ID) {
+			a.inboxDone(j.item)
+			return
+		}
+		defer a.releaseInflight(p.Command.ID)
+		if a.outbox.has(p.Command.ID) {
+			a.resend(ctx, j.item, p.Command.ID)
+			return
+		}
+		a.refuse(ctx, j.item, p.Command.ID, p.Command.Action.ID, refusal{action.CodeBadEncoding, err})
+		return
+	}
+	cmd := &m.Command
+	act := &cmd.Action
+	log := a.log.With("command", cmd.ID, "action", act.ID)
+	if !a.claimInflight(cmd.ID) {
+		log.Debug("ignoring a command that is already being handled")
+		a.inboxDone(j.item)
+		return
+	}
+	defer a.releaseInflight(cmd.ID)
+	if a.outbox.has(cmd.ID) {
+		log.Debug("command already answered; sending its result again")
+		a.resend(ctx, j.item, cmd.ID)
+		return
+	}
+	if cmd.AgentID != a.id {
+		a.refuse(ctx, j.item, cmd.ID, act.ID, refusal{action.CodeBadEncoding,
+			fmt.Errorf("command %d is for agent %q, not this agent %q", cmd.ID, cmd.AgentID, a.id)})
+		return
+	}
+	if e, ok := a.journal.lookup(act.ID); ok && e.Command == cmd.ID {
+		if j.resumed {
+			log.Warn("answering a command that was running when the agent stopped")
+			now := time.Now()
+			a.finish(ctx, j.item, &action.ResultMessage{
+				CommandID: cmd.ID, ActionID: act.ID, Status: action.CmdFailed,
+				Code: action.CodeModuleFailed, Error: restartedError, Started: now, Finished: now,
+			})
+			return
+		}
+		log.Debug("ignoring a command that already ran and was acknowledged")
+		a.inboxDone(j.item)
+		return
+	}
+	now := time.Now()
+	if r := a.check(cmd, now); r != nil {
+		log.Warn("refusing a command", "code", r.code, "err", r.err)
+		a.refuse(ctx, j.item, cmd.ID, act.ID, *r)
+		return
+	}
+	e, claimed, err := a.journal.claim(journalEntry{Action: act.ID, Command: cmd.ID, ExpireAfter: act.ExpireAfter}, now)
+	switch {
+	case errors.Is(err, ErrJournalFull):
+		a.refuse(ctx, j.item, cmd.ID, act.ID, refusal{action.CodeReplay,
+			fmt.Errorf("cannot record action %d: %w; refusing it until older actions expire", act.ID, err)})
+		return
+	case err != nil:
+		// Without the journal on disk the action must not run; the command
+		// stays in the inbox for the next start.
+		log.Error("cannot record the action in the journal", "err", err)
+		return
+	case !claimed && e.Command == cmd.ID:
+		a.inboxDone(j.item)
+		return
+	case !claimed:
+		a.refuse(ctx, j.item, cmd.ID, act.ID, refusal{action.CodeReplay,
+			fmt.Errorf("action %d already ran here as command %d", act.ID, e.Command)})
+		return
+	}
+	log.Info("running a command", "modules", act.Modules(), "name", act.Name)
+	res, ok := a.run(ctx, cmd)
+	if !ok {
+		// The agent is stopping: the command stays in the inbox and is
+		// answered as interrupted on the next start.
+		return
+	}
+	log.Info("command finished", "status", res.Status, "code", res.Code)
+	a.finish(ctx, j.item, res)
+}
+
+// check runs every check of the trust model, in order, and returns the
+// first refusal, or nil.
+func (a *Agent) check(cmd *action.Command, now time.Time) *refusal {
+	act := &cmd.Action
+	if err := act.Validate(); err != nil {
+		return &refusal{action.CodeBadEncoding, err}
+	}
+	fps, err := sign.VerifyAction(act, a.keyring)
+	switch {
+	case errors.Is(err, sign.ErrUnknownSigner):
+		return &refusal{action.CodeUntrusted, err}
+	case err != nil:
+		return &refusal{action.CodeBadSignature, err}
+	}
+	for _, mod := range act.Modules() {
+		if err := a.acl.Authorize(mod, fps); err != nil {
+			return &refusal{action.CodeACLDenied, fmt.Errorf("module %s: %w", mod, err)}
+		}
+	}
+	if now.Before(act.ValidFrom) {
+		return &refusal{action.CodeNotYetValid, fmt.Errorf("action %d is valid from %s, now is %s",
+			act.ID, act.ValidFrom.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
+	}
+	if now.After(act.ExpireAfter) {
+		return &refusal{action.CodeExpired, fmt.Errorf("action %d expired at %s, now is %s",
+			act.ID, act.ExpireAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
+	}
+	if e, ok := a.journal.lookup(act.ID); ok {
+		return &refusal{action.CodeReplay, fmt.Errorf("action %d already ran here as command %d", act.ID, e.Command)}
+	}
+	expr, err := target.Parse(act.Target)
+	if err != nil {
+		return &refusal{action.CodeNotTargeted, fmt.Errorf("target %q: %w", act.Target, err)}
+	}
+	self := a.self(now)
+	if !target.Eval(expr, &self) {
+		return &refusal{action.CodeNotTargeted, fmt.Errorf("agent %s (%s) does not match target %q", a.id, self.Name, act.Target)}
+	}
+	for i, op := range act.Operations {
+		if _, _, err := module.Parse(op.Module, op.Parameters); err != nil {
+			code := action.CodeBadParameters
+			if errors.Is(err, module.ErrUnknownModule) {
+				code = action.CodeUnknownModule
+			}
+			return &refusal{code, fmt.Errorf("operation %d: %w", i, err)}
+		}
+	}
+	return nil
+}
+
+// run runs every operation of a checked command (in a child process unless
+// Options.RunModule says otherwise) and returns the result message. It returns false if the agent is stopping.
+func (a *Agent) run(ctx context.Context, cmd *action.Command) (*action.ResultMessage, bool) {
+	act := &cmd.Action
+	res := &action.ResultMessage{
+		CommandID: cmd.ID, ActionID: act.ID, Status: action.CmdSuccess,
+		Results: make([]action.Result, len(act.Operations)), Started: time.Now(),
+	}
+	var timeoutErr, crashErr error
+	for i, op := range act.Operations {
+		timeout := min(a.cfg.ModuleTimeout, time.Until(act.ExpireAfter))
+		opCtx, cancel := context.WithTimeout(ctx, timeout)
+		r, err := a.runModule(opCtx, op.Module, op.Parameters, module.Env{MaxProcs: a.cfg.MaxProcs})
+		cancel()
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		if err != nil {
+			err = fmt.Errorf("operation %d (%s): %w", i, op.Module, err)
+			a.log.Warn("operation failed", "command", cmd.ID, "operation", i, "module", op.Module, "err", err)
+			r = module.FailResult(err.Error())
+			if errors.Is(err, module.ErrTimeout) {
+				timeoutErr = firstErr(timeoutErr, err)
+			} else {
+				crashErr = firstErr(crashErr, err)
+			}
+		}
+		res.Results[i] = r
+	}
+	res.Finished = time.Now()
+	switch {
+	case crashErr != nil:
+		res.Status, res.Code, res.Error = action.CmdFailed, action.CodeModuleFailed, crashErr.Error()
+	case timeoutErr != nil:
+		res.Status, res.Code, res.Error = action.CmdTimeout, action.CodeModuleTimeout, timeoutErr.Error()
+	}
+	return res, true
+}
+
+// firstErr returns the first non-nil error.
+func firstErr(first, next error) error {
+	if first != nil {
+		return first
+	}
+	return next
+}
+
+// refuse answers a command failed with a refusal.
+func (a *Agent) refuse(ctx context.Context, it inboxItem, cmdID, actionID uint64, r refusal) {
+	now := time.Now()
+	a.finish(ctx, it, &action.ResultMessage{
+		CommandID: cmdID, ActionID: actionID, Status: action.CmdFailed,
+		Code: r.code, Error: r.err.Error(), Started: now, Finished: now,
+	})
+}
+
+// finish writes a result to the outbox, removes its command from the inbox
+// and publishes the result. If the outbox cannot be written, the command
+// stays in the inbox for the next start.
+func (a *Agent) finish(ctx context.Context, it inboxItem, m *action.ResultMessage) {
+	m.V = action.ProtocolVersion
+	m.AgentID = a.id
+	data, err := fitResult(m)
+	if err != nil {
+		a.log.Error("cannot encode a result", "command", m.CommandID, "err", err)
+		return
+	}
+	if err := a.outbox.put(m.CommandID, data); err != nil {
+		a.log.Error("cannot keep a result in the outbox", "command", m.CommandID, "err", err)
+		return
+	}
+	a.inboxDone(it)
+	a.publish(ctx, relay.KindResult, data)
+}
+
+// resend publishes a kept result again for a command received again.
+func (a *Agent) resend(ctx context.Context, it inboxItem, cmdID uint64) {
+	a.inboxDone(it)
+	data, err := a.outbox.get(cmdID)
+	if err != nil {
+		a.log.Error("cannot read a kept result", "command", cmdID, "err", err)
+		return
+	}
+	a.publish(ctx, relay.KindResult, data)
+}
+
+// inboxDone removes an answered command from the inbox.
+func (a *Agent) inboxDone(it inboxItem) {
+	if err := a.inbox.done(it); err != nil {
+		a.log.Error("cannot remove a command from the inbox", "file", it.path, "err", err)
+	}
+}
+
+// claimInflight marks a command ID as being handled, or returns false if it
+// already is.
+func (a *Agent) claimInflight(id uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inflight[id] {
+		return false
+	}
+	a.inflight[id] = true
+	return true
+}
+
+func (a *Agent) releaseInflight(id uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.inflight, id)
+}
+
+// fitResult encodes a result message within action.MaxMessageSize. A
+// message over the limit loses elements, largest results first (keeping
+// statistics and saying so in the result's errors), then long error lists
+// and large statistics; if even that is too large, it carries no results and
+// CodeTooLarge.
+func fitResult(m *action.ResultMessage) ([]byte, error) {
+	data, err := action.Marshal(m)
+	if err == nil || !errors.Is(err, action.ErrMessage) {
+		return data, err
+	}
+	orig := len(mustJSON(m))
+	type trim struct {
+		total, kept int
+		note        int // index of the note in Errors, -1 before one is added
+	}
+	trims := map[int]*trim{}
+	for {
+		// The result with the largest elements loses half of them.
+		idx, size := -1, 0
+		for i, r := range m.Results {
+			if len(r.Elements) > size {
+				idx, size = i, len(r.Elements)
+			}
+		}
+		if idx < 0 {
+			break
+		}
+		r := &m.Results[idx]
+		t := trims[idx]
+		if t == nil {
+			t = &trim{total: -1, note: -1}
+			trims[idx] = t
+		}
+		var elems []json.RawMessage
+		if json.Unmarshal(r.Elements, &elems) == nil && len(elems) > 1 {
+			if t.total < 0 {
+				t.total = len(elems)
+			}
+			elems = elems[:len(elems)/2]
+			t.kept = len(elems)
+			r.Elements = mustJSON(elems)
+		} else {
+			if t.total < 0 {
+				t.total = max(len(elems), 1)
+			}
+			t.kept = 0
+			r.Elements = nil
+		}
+		note := fmt.Sprintf("%s: the result was %d bytes, over the relay limit of %d: kept %d of %d elements",
+			action.CodeTooLarge, orig, action.MaxMessageSize, t.kept, t.total)
+		if t.note < 0 {
+			r.Errors = append(r.Errors, note)
+			t.note = len(r.Errors) - 1
+		} else {
+			r.Errors[t.note] = note
+		}
+		if data, err := action.Marshal(m); err == nil {
+			return data, nil
+		}
+	}
+	// Elements are gone and it is still too large: cut error lists and
+	// large statistics.
+	for i := range m.Results {
+		r := &m.Results[i]
+		if len(r.Errors) > 16 {
+			r.Errors = append(r.Errors[:15], fmt.Sprintf("%d more errors dropped", len(r.Errors)-15))
+		}
+		for k, e := range r.Errors {
+			if len(e) > 1024 {
+				r.Errors[k] = e[:1024] + "..."
+			}
+		}
+		if len(r.Statistics) > 64<<10 {
+			r.Statistics = nil
+		}
+	}
+	if len(m.Error) > 4096 {
+		m.Error = m.Error[:4096] + "..."
+	}
+	if data, err := action.Marshal(m); err == nil {
+		return data, nil
+	}
+	m.Results = nil
+	m.Status = action.CmdFailed
+	m.Code = action.CodeTooLarge
+	m.Error = fmt.Sprintf("the result was %d bytes, over the relay limit of %d, and could not be cut down", orig, action.MaxMessageSize)
+	return action.Marshal(m)
+}
+
+// mustJSON encodes a value that always encodes (raw JSON already checked).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,73 @@
+// Package agent is MIG's endpoint runtime: the process that runs on every
+// endpoint, connects out to the relay, and runs the investigations that
+// investigators signed for it.
+//
+// # Trust
+//
+// The agent trusts nobody but the investigators' keys in its own keyring and
+// the weights its own ACL gives them. For every command it receives it checks,
+// in this order, refusing with a result that carries a stable action.Code*
+// value at the first failure:
+//
+//  1. the command decodes and is addressed to this agent (CodeBadEncoding);
+//  2. the action validates (CodeBadEncoding);
+//  3. every signature verifies against the keyring (CodeBadSignature,
+//     CodeUntrusted);
+//  4. the signers' ACL weights reach the minimum of every module of the
+//     action (CodeACLDenied);
+//  5. now is inside [validfrom, expireafter] (CodeNotYetValid, CodeExpired);
+//  6. the action has not run here before (CodeReplay);
+//  7. the signed target matches the agent's own attributes (CodeNotTargeted);
+//  8. every operation names a known module with valid parameters
+//     (CodeUnknownModule, CodeBadParameters).
+//
+// Only then is the action ID written to the replay journal (and synced to
+// disk) and are the operations run, each in a child process ("mig-agent -m
+// <module>") with a timeout of min(ModuleTimeout, time left until
+// expireafter), so that a module that crashes or hangs never takes the agent
+// down. A server, store or relay that is compromised can therefore not make
+// an agent run anything an investigator did not sign for it.
+//
+// # State directory
+//
+// Everything the agent keeps lives in Config.StateDir, written atomically
+// (temporary file, fsync, rename, fsync of the directory) with mode 0600:
+//
+//	agent.key      the agent's Ed25519 identity (PKCS#8 PEM), made on first start
+//	relay.json     the relay credentials received at enrollment
+//	journal.json   the IDs of the actions that ran, until they expire (replay protection)
+//	inbox/         every command received, until it is answered
+//	outbox/        every result, until the server acknowledges it
+//	corrupt/       state files that did not parse, moved aside for an operator
+//
+// A command left in the inbox by a crash is resumed on the next start: if it
+// had started running it is answered failed (CodeModuleFailed, "agent
+// restarted while running the command"), otherwise it is checked and run as
+// if it had just arrived. Results stay in the outbox until an
+// action.AckMessage names their command, and are sent again after every
+// reconnect and periodically (every 10s, backing off) while unacknowledged.
+//
+// # Configuration
+//
+// A Config is built from defaults, then a JSON file (LoadConfig; unknown keys
+// are errors), then MIG_AGENT_* environment variables, then command-line
+// flags (SetFlags), and is validated once (Validate, also called by New).
+//
+// An agent can also carry its configuration compiled in, for deployments that
+// ship one static binary. Three package variables are meant to be set with the
+// linker's -X flag; each holds standard base64 so that multi-line content
+// survives the command line:
+//
+//	builtinConfig   the JSON configuration file, used when no file is given
+//	builtinKeyring  the armored investigators' public keys, used when the
+//	                configuration names neither keyring nor keyringdata
+//	builtinACL      the ACL JSON, used when it names neither acl nor acldata
+//
+// For example:
+//
+//	go build -ldflags "\
+//	  -X github.com/migplatform/mig/internal/agent.builtinConfig=$(base64 -w0 agent.json) \
+//	  -X github.com/migplatform/mig/internal/agent.builtinKeyring=$(base64 -w0 investigators.asc) \
+//	  -X github.com/migplatform/mig/internal/agent.builtinACL=$(base64 -w0 acl.json) \
+//	  -X github.com/migplatform/mig/internal/agent.Version=1.2.3" ./cmd/mig-agent
+package agent

@@ -1,0 +1,28 @@
+package agent
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportBoundaries checks the dependency-direction rule: the agent and
+// its binary never depend on the server's packages.
+func TestImportBoundaries(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}",
+		"github.com/migplatform/mig/internal/agent", "github.com/migplatform/mig/cmd/mig-agent").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	forbidden := []string{"internal/store", "internal/api", "internal/scheduler", "internal/client", "internal/server"}
+	for _, pkg := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if p := "github.com/migplatform/mig/" + f; pkg == p || strings.HasPrefix(pkg, p+"/") {
+				t.Errorf("the agent depends on %s", pkg)
+			}
+		}
+	}
+}

@@ -1,0 +1,695 @@
+// Package api serves MIG's HTTP API (docs/API.md): investigators launch
+// signed actions and read results; agents enroll. Every endpoint but health
+// and enroll authenticates an investigator with a token signed by their
+// OpenPGP key and checks one permission; all errors are mapped to an HTTP
+// status in one place (writeError).
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/relay"
+	"github.com/migplatform/mig/internal/sign"
+	"github.com/migplatform/mig/internal/store"
+	"github.com/migplatform/mig/internal/target"
+)
+
+// Permissions an investigator may hold.
+const (
+	PermActionCreate      = "action.create"
+	PermActionRead        = "action.read"
+	PermAgentRead         = "agent.read"
+	PermInvestigatorAdmin = "investigator.admin"
+)
+
+// AllPermissions lists every permission, for administrators.
+var AllPermissions = []string{PermActionCreate, PermActionRead, PermAgentRead, PermInvestigatorAdmin}
+
+// Version is reported by the health endpoint.
+var Version = "dev"
+
+// MaxBodySize bounds request bodies.
+const MaxBodySize = 4 << 20
+
+// Dispatcher fans an action out to agents (the scheduler).
+type Dispatcher interface {
+	Dispatch(ctx context.Context, a *action.Action) (int, error)
+}
+
+// Config configures the API.
+type Config struct {
+	Store      store.Store
+	Dispatcher Dispatcher
+	// EnrollmentTokens are the secrets agents present to enroll.
+	EnrollmentTokens []string
+	// RelayURL is the URL agents connect to, handed out at enrollment.
+	RelayURL string
+	// RelayCA is a PEM bundle agents use to verify the relay, if it uses TLS.
+	RelayCA string
+	// ProvisionAgent, when set, gives an enrolling agent its credentials
+	// on the relay itself (RabbitMQ users); the embedded NATS relay checks
+	// them against the store instead.
+	ProvisionAgent func(ctx context.Context, agentID, password string) error
+	Logger         *slog.Logger
+	// Now returns the current time (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// API is the HTTP handler.
+type API struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+
+	mu         sync.Mutex
+	keyring    *sign.Keyring
+	byFP       map[string]action.Investigator
+	keyringAge time.Time
+}
+
+// New returns the API handler.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /api/v1/health", a.health)
+	a.mux.HandleFunc("POST /api/v1/enroll", a.enroll)
+	a.handle("POST /api/v1/actions", PermActionCreate, a.createAction)
+	a.handle("GET /api/v1/actions", PermActionRead, a.listActions)
+	a.handle("GET /api/v1/actions/{id}", PermActionRead, a.getAction)
+	a.handle("GET /api/v1/actions/{id}/commands", PermActionRead, a.listCommands)
+	a.handle("GET /api/v1/commands/{id}", PermActionRead, a.getCommand)
+	a.handle("GET /api/v1/agents", PermAgentRead, a.listAgents)
+	a.handle("GET /api/v1/agents/count", PermAgentRead, a.countAgents)
+	a.handle("GET /api/v1/dashboard", PermAgentRead, a.dashboard)
+	a.handle("GET /api/v1/investigators", PermInvestigatorAdmin, a.listInvestigators)
+	a.handle("POST /api/v1/investigators", PermInvestigatorAdmin, a.createInvestigator)
+	a.handle("POST /api/v1/investigators/{id}/status", PermInvestigatorAdmin, a.setInvestigatorStatus)
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodySize)
+	a.mux.ServeHTTP(w, r)
+}
+
+// Errors that map to HTTP statuses.
+var (
+	errBadRequest      = errors.New("bad request")
+	errUnauthenticated = errors.New("unauthenticated")
+	errForbidden       = errors.New("forbidden")
+)
+
+// httpError carries a status, a stable code and a message.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(code, format string, args ...any) error {
+	return &httpError{http.StatusBadRequest, code, fmt.Sprintf(format, args...)}
+}
+
+// writeError is the one place where errors become HTTP statuses.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+	case errors.As(err, &mbe):
+		he = &httpError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body is over %d bytes", mbe.Limit)}
+	case errors.Is(err, store.ErrNotFound):
+		he = &httpError{http.StatusNotFound, "not_found", err.Error()}
+	case errors.Is(err, store.ErrExists):
+		he = &httpError{http.StatusConflict, "conflict", err.Error()}
+	case errors.Is(err, errUnauthenticated):
+		he = &httpError{http.StatusUnauthorized, "unauthenticated", err.Error()}
+	case errors.Is(err, errForbidden):
+		he = &httpError{http.StatusForbidden, "forbidden", err.Error()}
+	case errors.Is(err, errBadRequest), errors.Is(err, action.ErrInvalid), errors.Is(err, target.ErrSyntax):
+		he = &httpError{http.StatusBadRequest, "bad_request", err.Error()}
+	default:
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		he = &httpError{http.StatusInternalServerError, "internal", "internal error"}
+	}
+	writeJSON(w, he.status, map[string]string{"error": he.msg, "code": he.code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+type ctxKey struct{}
+
+// handle registers an authenticated endpoint needing perm.
+func (a *API) handle(pattern, perm string, h func(w http.ResponseWriter, r *http.Request) error) {
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		inv, err := a.authenticate(r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if !hasPermission(inv, perm) {
+			a.writeError(w, r, fmt.Errorf("%w: investigator %q lacks permission %s", errForbidden, inv.Name, perm))
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, inv))
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+func hasPermission(inv action.Investigator, perm string) bool {
+	for _, p := range inv.Permissions {
+		if p == perm {
+			return true
+		}
+	}
+	return false
+}
+
+// activeKeyring returns the keyring of active investigators, rebuilt at most
+// every few seconds (and at once after a change through this API), so that a
+// key disabled through another server stops working quickly.
+func (a *API) activeKeyring(ctx context.Context, force bool) (*sign.Keyring, map[string]action.Investigator, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !force && a.keyring != nil && a.cfg.Now().Sub(a.keyringAge) < 5*time.Second {
+		return a.keyring, a.byFP, nil
+	}
+	invs, err := a.cfg.Store.Investigators(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load investigators: %w", err)
+	}
+	kr := &sign.Keyring{}
+	byFP := map[string]action.Investigator{}
+	for _, inv := range invs {
+		if inv.Status != action.InvestigatorActive {
+			continue
+		}
+		fp, err := kr.Add(inv.PublicKey)
+		if err != nil {
+			a.log.Warn("investigator key does not load", "investigator", inv.Name, "err", err)
+			continue
+		}
+		byFP[fp] = inv
+	}
+	a.keyring, a.byFP, a.keyringAge = kr, byFP, a.cfg.Now()
+	return kr, byFP, nil
+}
+
+func (a *API) authenticate(r *http.Request) (action.Investigator, error) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "MIG-PGP ")
+	if !ok {
+		return action.Investigator{}, fmt.Errorf("%w: no Authorization: MIG-PGP token", errUnauthenticated)
+	}
+	kr, byFP, err := a.activeKeyring(r.Context(), false)
+	if err != nil {
+		return action.Investigator{}, err
+	}
+	fp, err := sign.VerifyToken(kr, strings.TrimSpace(tok), a.cfg.Now())
+	if err != nil {
+		return action.Investigator{}, fmt.Errorf("%w: %v", errUnauthenticated, err)
+	}
+	inv, ok := byFP[fp]
+	if !ok {
+		return action.Investigator{}, fmt.Errorf("%w: key %s is not an active investigator", errUnauthenticated, fp)
+	}
+	return inv, nil
+}
+
+func (a *API) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": Version})
+}
+
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("bad_request", "request body is not valid JSON: %v", err)
+	}
+	return nil
+}
+
+// CheckAction is what the API refuses an action for, before any signature
+// check: validation, an ID, known modules with valid parameters, a target
+// that parses.
+func CheckAction(a *action.Action) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if a.ID == 0 {
+		return badRequest("bad_request", "action has no id: the investigator's client sets one before signing")
+	}
+	if a.ID >= 1<<63 {
+		return badRequest("bad_request", "action id %d is too large", a.ID)
+	}
+	for i, op := range a.Operations {
+		if _, _, err := module.Parse(op.Module, op.Parameters); err != nil {
+			code := action.CodeBadParameters
+			if errors.Is(err, module.ErrUnknownModule) {
+				code = action.CodeUnknownModule
+			}
+			return badRequest(code, "operation %d: %v", i, err)
+		}
+	}
+	if _, err := target.Parse(a.Target); err != nil {
+		return badRequest("bad_request", "target %q: %v", a.Target, err)
+	}
+	return nil
+}
+
+func (a *API) createAction(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	act, err := action.ParseAction(body)
+	if err != nil {
+		return err
+	}
+	if err := CheckAction(act); err != nil {
+		return err
+	}
+	kr, byFP, err := a.activeKeyring(r.Context(), false)
+	if err != nil {
+		return err
+	}
+	fps, err := sign.VerifyAction(act, kr)
+	if err != nil {
+		code := action.CodeBadSignature
+		if errors.Is(err, sign.ErrUnknownSigner) {
+			code = action.CodeUntrusted
+		}
+		return badRequest(code, "signatures: %v", err)
+	}
+	act.Investigators = nil
+	for _, fp := range fps {
+		inv := byFP[fp]
+		act.Investigators = append(act.Investigators, action.Investigator{ID: inv.ID, Name: inv.Name, Fingerprint: fp})
+	}
+	act.Status = action.StatusPending
+	act.StartTime = a.cfg.Now().UTC()
+	act.LastUpdateTime = act.StartTime
+	if err := a.cfg.Store.CreateAction(r.Context(), act); err != nil {
+		return fmt.Errorf("action %d: %w", act.ID, err)
+	}
+	inv, _ := r.Context().Value(ctxKey{}).(action.Investigator)
+	a.log.Info("action created", "action", act.ID, "name", act.Name, "target", act.Target, "by", inv.Name)
+	if _, err := a.cfg.Dispatcher.Dispatch(r.Context(), act); err != nil {
+		return err
+	}
+	stored, err := a.cfg.Store.Action(r.Context(), act.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, stored)
+	return nil
+}
+
+func pathID(r *http.Request) (uint64, error) {
+	s := r.PathValue("id")
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, badRequest("bad_request", "id %q is not a number", s)
+	}
+	return id, nil
+}
+
+func queryInt(r *http.Request, name string, def, max int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, badRequest("bad_request", "%s=%q is not a non-negative number", name, s)
+	}
+	if max > 0 && n > max {
+		n = max
+	}
+	return n, nil
+}
+
+func (a *API) listActions(w http.ResponseWriter, r *http.Request) error {
+	limit, err := queryInt(r, "limit", 50, 1000)
+	if err != nil {
+		return err
+	}
+	offset, err := queryInt(r, "offset", 0, 0)
+	if err != nil {
+		return err
+	}
+	acts, err := a.cfg.Store.Actions(r.Context(), limit, offset)
+	if err != nil {
+		return err
+	}
+	if acts == nil {
+		acts = []action.Action{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"actions": acts})
+	return nil
+}
+
+func (a *API) getAction(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	act, err := a.cfg.Store.Action(r.Context(), id)
+	if err != nil {
+		return fmt.Errorf("action %d: %w", id, err)
+	}
+	writeJSON(w, http.StatusOK, act)
+	return nil
+}
+
+func (a *API) listCommands(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit, err := queryInt(r, "limit", 500, 5000)
+	if err != nil {
+		return err
+	}
+	var after uint64
+	if s := q.Get("after"); s != "" {
+		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return badRequest("bad_request", "after=%q is not a command id", s)
+		}
+	}
+	status := q.Get("status")
+	if status != "" && status != action.CmdSent && !action.IsTerminal(status) {
+		return badRequest("bad_request", "status=%q is not a command status", status)
+	}
+	cq := store.CommandQuery{ActionID: id, Status: status, AfterID: after, Limit: limit,
+		FoundOnly: q.Get("found") == "true", NoResults: q.Get("results") == "false"}
+	cmds, err := a.cfg.Store.Commands(r.Context(), cq)
+	if err != nil {
+		return err
+	}
+	var next uint64
+	if len(cmds) == limit && limit > 0 {
+		next = cmds[len(cmds)-1].ID
+	}
+	if cmds == nil {
+		cmds = []action.Command{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"commands": cmds, "next": next})
+	return nil
+}
+
+func (a *API) getCommand(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	c, err := a.cfg.Store.Command(r.Context(), id)
+	if err != nil {
+		return fmt.Errorf("command %d: %w", id, err)
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func parseTarget(r *http.Request) (target.Expr, error) {
+	t := r.URL.Query().Get("target")
+	if t == "" {
+		return nil, nil
+	}
+	e, err := target.Parse(t)
+	if err != nil {
+		return nil, badRequest("bad_request", "target %q: %v", t, err)
+	}
+	return e, nil
+}
+
+func (a *API) listAgents(w http.ResponseWriter, r *http.Request) error {
+	e, err := parseTarget(r)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit", 1000, 10000)
+	if err != nil {
+		return err
+	}
+	agents, err := a.cfg.Store.Agents(r.Context(), store.AgentQuery{Target: e, Limit: limit, After: r.URL.Query().Get("after")})
+	if err != nil {
+		return err
+	}
+	next := ""
+	if limit > 0 && len(agents) == limit {
+		next = agents[len(agents)-1].ID
+	}
+	if agents == nil {
+		agents = []action.Agent{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": agents, "next": next})
+	return nil
+}
+
+func (a *API) countAgents(w http.ResponseWriter, r *http.Request) error {
+	e, err := parseTarget(r)
+	if err != nil {
+		return err
+	}
+	n, err := a.cfg.Store.CountAgents(r.Context(), e)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"count": n})
+	return nil
+}
+
+func (a *API) dashboard(w http.ResponseWriter, r *http.Request) error {
+	counts, err := a.cfg.Store.AgentStatusCounts(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, s := range []string{action.AgentOnline, action.AgentIdle, action.AgentOffline} {
+		if _, ok := counts[s]; !ok {
+			counts[s] = 0
+		}
+	}
+	acts, err := a.cfg.Store.Actions(r.Context(), 10, 0)
+	if err != nil {
+		return err
+	}
+	if acts == nil {
+		acts = []action.Action{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": counts, "actions": acts})
+	return nil
+}
+
+func (a *API) listInvestigators(w http.ResponseWriter, r *http.Request) error {
+	invs, err := a.cfg.Store.Investigators(r.Context())
+	if err != nil {
+		return err
+	}
+	if invs == nil {
+		invs = []action.Investigator{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"investigators": invs})
+	return nil
+}
+
+func (a *API) createInvestigator(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Name        string   `json:"name"`
+		PublicKey   string   `json:"publickey"`
+		Permissions []string `json:"permissions"`
+	}
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	inv, err := NewInvestigator(req.Name, req.PublicKey, req.Permissions, a.cfg.Now())
+	if err != nil {
+		return err
+	}
+	id, err := a.cfg.Store.CreateInvestigator(r.Context(), inv)
+	if err != nil {
+		return fmt.Errorf("investigator %s: %w", inv.Fingerprint, err)
+	}
+	inv.ID = id
+	if _, _, err := a.activeKeyring(r.Context(), true); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, inv)
+	return nil
+}
+
+// NewInvestigator checks a new investigator's name, key and permissions.
+func NewInvestigator(name, publicKey string, perms []string, now time.Time) (action.Investigator, error) {
+	if strings.TrimSpace(name) == "" {
+		return action.Investigator{}, badRequest("bad_request", "investigator name is empty")
+	}
+	fp, err := sign.ParsePublicKey(publicKey)
+	if err != nil {
+		return action.Investigator{}, badRequest("bad_request", "public key of %q: %v", name, err)
+	}
+	for _, p := range perms {
+		known := false
+		for _, k := range AllPermissions {
+			known = known || p == k
+		}
+		if !known {
+			return action.Investigator{}, badRequest("bad_request", "unknown permission %q (known: %s)", p, strings.Join(AllPermissions, ", "))
+		}
+	}
+	return action.Investigator{Name: name, Fingerprint: fp, PublicKey: publicKey,
+		Status: action.InvestigatorActive, Permissions: perms, CreatedAt: now.UTC()}, nil
+}
+
+func (a *API) setInvestigatorStatus(w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return badRequest("bad_request", "investigator id %q is not a number", r.PathValue("id"))
+	}
+	var req struct {
+		Status string `json:"status"`
+	}
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Status != action.InvestigatorActive && req.Status != action.InvestigatorDisabled {
+		return badRequest("bad_request", "status %q is neither %q nor %q", req.Status, action.InvestigatorActive, action.InvestigatorDisabled)
+	}
+	if err := a.cfg.Store.SetInvestigatorStatus(r.Context(), id, req.Status); err != nil {
+		return fmt.Errorf("investigator %d: %w", id, err)
+	}
+	if _, _, err := a.activeKeyring(r.Context(), true); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+	return nil
+}
+
+// EnrollRequest is what an agent sends to enroll.
+type EnrollRequest struct {
+	PublicKey string       `json:"publickey"` // base64 Ed25519
+	Time      string       `json:"time"`      // RFC 3339
+	Proof     string       `json:"proof"`     // base64 Ed25519 signature
+	Agent     action.Agent `json:"agent"`
+}
+
+// EnrollResponse is what an enrolled agent gets back.
+type EnrollResponse struct {
+	AgentID string            `json:"agentid"`
+	Relay   relay.Credentials `json:"relay"`
+}
+
+// AgentID derives an agent's ID from its public key.
+func AgentID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:16])
+}
+
+func (a *API) checkEnrollmentToken(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	good := false
+	for _, t := range a.cfg.EnrollmentTokens {
+		if t != "" && subtle.ConstantTimeCompare([]byte(t), []byte(strings.TrimSpace(tok))) == 1 {
+			good = true
+		}
+	}
+	return good
+}
+
+func (a *API) enroll(w http.ResponseWriter, r *http.Request) {
+	if err := a.doEnroll(w, r); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
+func (a *API) doEnroll(w http.ResponseWriter, r *http.Request) error {
+	if !a.checkEnrollmentToken(r) {
+		return fmt.Errorf("%w: missing or wrong enrollment token", errUnauthenticated)
+	}
+	var req EnrollRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	pub, err := base64.StdEncoding.DecodeString(req.PublicKey)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return badRequest("bad_request", "publickey is not a base64 Ed25519 public key")
+	}
+	ts, err := time.Parse(time.RFC3339, req.Time)
+	if err != nil {
+		return badRequest("bad_request", "time %q is not RFC 3339", req.Time)
+	}
+	if d := a.cfg.Now().Sub(ts); d > 5*time.Minute || d < -5*time.Minute {
+		return badRequest("bad_request", "time %s is more than 5 minutes from the server's clock", req.Time)
+	}
+	id := AgentID(pub)
+	proof, err := base64.StdEncoding.DecodeString(req.Proof)
+	if err != nil || !ed25519.Verify(pub, []byte("mig-enroll-v1\n"+id+"\n"+req.Time), proof) {
+		return fmt.Errorf("%w: enrollment proof does not verify for agent %s", errUnauthenticated, id)
+	}
+	// An agent already enrolled must enroll with the same key: the ID is
+	// derived from the key, so this holds by construction.
+	pass, err := relay.NewPassword()
+	if err != nil {
+		return err
+	}
+	cred := store.AgentCredential{AgentID: id, PublicKey: pub, PasswordHash: relay.HashPassword(pass), EnrolledAt: a.cfg.Now().UTC()}
+	if err := a.cfg.Store.SaveAgentCredential(r.Context(), cred); err != nil {
+		return err
+	}
+	if a.cfg.ProvisionAgent != nil {
+		if err := a.cfg.ProvisionAgent(r.Context(), id, pass); err != nil {
+			return fmt.Errorf("give agent %s its relay credentials: %w", id, err)
+		}
+	}
+	ag := req.Agent
+	ag.ID = id
+	ag.HeartbeatTime = a.cfg.Now().UTC()
+	ag.Status = action.AgentOnline
+	if err := a.cfg.Store.UpsertAgents(r.Context(), []action.Agent{ag}); err != nil {
+		return err
+	}
+	a.log.Info("agent enrolled", "agent", id, "name", ag.Name)
+	writeJSON(w, http.StatusOK, EnrollResponse{AgentID: id,
+		Relay: relay.Credentials{URL: a.cfg.RelayURL, User: id, Password: pass, CA: a.cfg.RelayCA}})
+	return nil
+}

@@ -1,0 +1,312 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/client"
+	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/sign"
+	"github.com/migplatform/mig/internal/target"
+)
+
+// moduleCmd runs "mig <module> [flags]": build the module's parameters from
+// flags (or load -i), check everything, then run locally, print, sign or
+// launch.
+func (r *runner) moduleCmd(m module.Module, args []string) error {
+	fs := flag.NewFlagSet("mig "+m.Name(), flag.ContinueOnError)
+	build := m.SetFlags(fs)
+	modFlags := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { modFlags[f.Name] = true })
+	g := &globals{}
+	g.register(fs, allGlobals)
+	pos, err := r.parseFlags(fs, args, func(w io.Writer) { moduleUsage(w, m, fs, modFlags, g) })
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("mig %s: unexpected argument %q (flags start with -; see mig %s -h)", m.Name(), pos[0], m.Name())
+	}
+	if err := g.check(); err != nil {
+		return err
+	}
+	if g.input != "" {
+		var set []string
+		fs.Visit(func(f *flag.Flag) {
+			if modFlags[f.Name] {
+				set = append(set, "-"+f.Name)
+			}
+		})
+		if len(set) > 0 {
+			return usagef("mig %s: %v cannot be combined with -i %s: the action comes from the file", m.Name(), set, g.input)
+		}
+		return r.launchFile(g)
+	}
+	if g.signOnly {
+		return usagef("mig %s: -s signs the action given with -i; use -p to print a signed action built from flags", m.Name())
+	}
+	params, err := build()
+	if err != nil {
+		return usagef("mig %s: %w", m.Name(), err)
+	}
+	if _, err := m.ParseParameters(params); err != nil {
+		return usagef("mig %s: %w", m.Name(), err)
+	}
+	op := action.Operation{Module: m.Name(), Parameters: params}
+	if g.isSet(flagTarget) && g.target == TargetLocal {
+		return r.runLocal(g, []action.Operation{op})
+	}
+	cfg, err := r.loadTargetConfig(g)
+	if err != nil {
+		return err
+	}
+	tgt, err := resolveTarget(g.target, g.isSet(flagTarget), cfg)
+	if err != nil {
+		return err
+	}
+	a := &action.Action{
+		Name:       commandName(m.Name(), args),
+		Target:     tgt,
+		Operations: []action.Operation{op},
+	}
+	client.PrepareAction(a, g.expire, r.now())
+	if err := a.Validate(); err != nil {
+		return asUsage(err)
+	}
+	return r.launch(cfg, g, a)
+}
+
+// loadTargetConfig loads the configuration; when that fails and -t names a
+// target that does not parse, the bad target is reported first, since it is
+// wrong whatever the configuration says.
+func (r *runner) loadTargetConfig(g *globals) (client.Config, error) {
+	cfg, err := r.loadConfig(g)
+	if err != nil && g.isSet(flagTarget) && g.target != TargetAll {
+		if _, perr := target.Parse(g.target); perr != nil {
+			return client.Config{}, usagef("bad target %q: %w", g.target, perr)
+		}
+	}
+	return cfg, err
+}
+
+// actionCmd runs "mig action -i FILE [-s] [-o FILE] [-p]".
+func (r *runner) actionCmd(args []string) error {
+	fs := flag.NewFlagSet("mig action", flag.ContinueOnError)
+	g := &globals{}
+	g.register(fs, allGlobals)
+	pos, err := r.parseFlags(fs, args, func(w io.Writer) {
+		fmt.Fprintf(w, "usage: mig action -i FILE [-s] [-o FILE] [-p] [global flags]\n\n"+
+			"Launch the action in FILE: a MIG action file (signed or not) or a bare operation\n"+
+			"{\"module\": ..., \"parameters\": ...}. With -s, add your signature and write the\n"+
+			"action out without launching, for a second investigator to sign and launch.\n\nflags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	})
+	if err != nil {
+		return err
+	}
+	if g.input == "" && len(pos) == 1 {
+		g.input, pos = pos[0], nil
+	}
+	if len(pos) > 0 {
+		return usagef("mig action: unexpected argument %q", pos[0])
+	}
+	if g.input == "" {
+		return usagef("mig action: give the action file with -i FILE")
+	}
+	if err := g.check(); err != nil {
+		return err
+	}
+	return r.launchFile(g)
+}
+
+// clearPlatformFields drops what the server sets, which a file exported
+// from the API may carry; none of it is signed.
+func clearPlatformFields(a *action.Action) {
+	a.Status = ""
+	a.StartTime = time.Time{}
+	a.FinishTime = time.Time{}
+	a.LastUpdateTime = time.Time{}
+	a.Counters = action.Counters{}
+	a.Investigators = nil
+}
+
+// launchFile loads the action file of -i, checks it, and signs, prints or
+// launches it. A signed action keeps its ID, target and times, which the
+// signatures cover.
+func (r *runner) launchFile(g *globals) error {
+	a, err := LoadActionFile(g.input)
+	if err != nil {
+		return asUsage(err)
+	}
+	clearPlatformFields(a)
+	signed := len(a.PGPSignatures) > 0
+	for i, op := range a.Operations {
+		if _, _, err := module.Parse(op.Module, op.Parameters); err != nil {
+			return usagef("%s: operation %d: %w", g.input, i, err)
+		}
+	}
+	if g.isSet(flagTarget) && g.target == TargetLocal {
+		return r.runLocal(g, a.Operations)
+	}
+	cfg, err := r.loadTargetConfig(g)
+	if err != nil {
+		return err
+	}
+	switch {
+	case signed && g.isSet(flagTarget):
+		return usagef("-t cannot change the target of %s: it carries %d signature(s) over its target %q",
+			g.input, len(a.PGPSignatures), a.Target)
+	case g.isSet(flagTarget) || a.Target == "":
+		if a.Target, err = resolveTarget(g.target, g.isSet(flagTarget), cfg); err != nil {
+			return err
+		}
+	default:
+		if _, err := target.Parse(a.Target); err != nil {
+			return usagef("%s: bad target %q: %w", g.input, a.Target, err)
+		}
+	}
+	if signed {
+		if a.ID == 0 {
+			return usagef("%s: the action is signed but has no id; its signatures cannot be checked by agents", g.input)
+		}
+		if g.isSet(flagExpire) {
+			return usagef("-e cannot change the expiration of %s: it is signed", g.input)
+		}
+	} else {
+		client.PrepareAction(a, g.expire, r.now())
+	}
+	if err := a.Validate(); err != nil {
+		return usagef("%s: %w", g.input, err)
+	}
+	if now := r.now(); !a.ExpireAfter.After(now) {
+		return usagef("%s: action %d expired at %s", g.input, a.ID, a.ExpireAfter.Format(time.RFC3339))
+	}
+	return r.launch(cfg, g, a)
+}
+
+// launch signs a checked action and either writes it out (-s, -p) or
+// previews the target, launches the action and follows it.
+func (r *runner) launch(cfg client.Config, g *globals, a *action.Action) error {
+	c, err := client.New(cfg)
+	if err != nil {
+		return err
+	}
+	if g.print || g.signOnly {
+		if err := sign.SignAction(a, c.Signer()); err != nil {
+			return fmt.Errorf("signing action %d: %w", a.ID, err)
+		}
+		return r.writeAction(g, a)
+	}
+	n, err := c.CountAgents(r.ctx, a.Target)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.stderr, "%d agents will be targeted\n", n)
+	if n == 0 {
+		return fmt.Errorf("no agent matches target %q; action not launched", a.Target)
+	}
+	// An action this investigator already signed (with -s) launches as it
+	// is: a key counts once, so signing it again would add nothing.
+	if err := sign.SignAction(a, c.Signer()); err != nil && !errors.Is(err, sign.ErrAlreadySigned) {
+		return fmt.Errorf("signing action %d: %w", a.ID, err)
+	}
+	stored, err := c.CreateAction(r.ctx, a)
+	if err != nil {
+		return err
+	}
+	if stored.ID != 0 && stored.ID != a.ID {
+		return fmt.Errorf("%w: launched action %d but the server stored %d", client.ErrBadResponse, a.ID, stored.ID)
+	}
+	if g.verbose {
+		fmt.Fprintf(r.stderr, "launched action %d %q\n", a.ID, a.Name)
+	}
+	return r.follow(c, g, a)
+}
+
+// writeAction writes a signed action as indented JSON to -o or stdout.
+func (r *runner) writeAction(g *globals, a *action.Action) error {
+	b, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding action %d: %w", a.ID, err)
+	}
+	b = append(b, '\n')
+	if g.output == "" {
+		_, err = r.stdout.Write(b)
+		return err
+	}
+	if err := os.WriteFile(g.output, b, 0o644); err != nil {
+		return fmt.Errorf("writing action %d: %w", a.ID, err)
+	}
+	fmt.Fprintf(r.stderr, "action %d with %d signature(s) written to %s\n", a.ID, len(a.PGPSignatures), g.output)
+	return nil
+}
+
+// follow prints progress and results until every agent answered, the action
+// is long expired, or the user interrupts.
+func (r *runner) follow(c *client.Client, g *globals, a *action.Action) error {
+	start := r.now()
+	pr := newProgress(r.stderr, start)
+	pr.now = r.now
+	p := &printer{out: r.stdout, errw: r.stderr, show: g.show, render: g.render, verbose: g.verbose,
+		ops: a.Operations, actionID: a.ID, progress: pr}
+	ctx, cancel := context.WithDeadline(r.ctx, a.ExpireAfter.Add(followGrace))
+	defer cancel()
+	var printErr error
+	final, err := c.Follow(ctx, a.ID, r.every, pr.update, func(cmd action.Command) {
+		if err := p.command(cmd); err != nil && printErr == nil {
+			printErr = err
+		}
+	})
+	pr.clear()
+	if err != nil {
+		switch {
+		case r.ctx.Err() != nil:
+			fmt.Fprintf(r.stderr, "stopped following action %d; it keeps running on the agents. Get its results later with:\n  mig results %d\n", a.ID, a.ID)
+			return errInterrupted
+		case errors.Is(err, context.DeadlineExceeded):
+			if final != nil {
+				p.summary(final.Counters)
+			}
+			return fmt.Errorf("action %d expired at %s but not every agent answered; see mig results %d",
+				a.ID, a.ExpireAfter.Format(time.RFC3339), a.ID)
+		}
+		return fmt.Errorf("following action %d: %w (get its results later with: mig results %d)", a.ID, err, a.ID)
+	}
+	p.summary(final.Counters)
+	if printErr != nil {
+		return fmt.Errorf("printing results: %w", printErr)
+	}
+	return nil
+}
+
+// runLocal runs operations inside mig itself, with no server and no
+// configuration, and prints their results as this host's.
+func (r *runner) runLocal(g *globals, ops []action.Operation) error {
+	host, err := r.hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, g.expire)
+	defer cancel()
+	cmd := action.Command{AgentName: host, Status: action.CmdSuccess}
+	for _, op := range ops {
+		res, err := module.RunLocal(ctx, op.Module, op.Parameters, module.Env{})
+		if err != nil {
+			if r.ctx.Err() != nil {
+				return errInterrupted
+			}
+			return fmt.Errorf("running %s locally: %w", op.Module, err)
+		}
+		cmd.Results = append(cmd.Results, res)
+	}
+	p := &printer{out: r.stdout, errw: r.stderr, show: g.show, render: g.render, verbose: g.verbose, ops: ops}
+	return p.command(cmd)
+}

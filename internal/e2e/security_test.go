@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/relay"
+	"github.com/migplatform/mig/internal/scheduler"
+	"github.com/migplatform/mig/internal/server"
+	"github.com/migplatform/mig/internal/sign"
+	"github.com/migplatform/mig/internal/store"
+)
+
+type investigator struct {
+	signer sign.Signer
+	pub    string
+	fp     string
+}
+
+func newInvestigator(t *testing.T, name string) investigator {
+	t.Helper()
+	priv, pub, fp, err := sign.GenerateKey(name, strings.ToLower(name)+"@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sign.NewKeySigner(priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return investigator{signer: s, pub: string(pub), fp: fp}
+}
+
+// TestAgentRefusesWhatInvestigatorsDidNotSign plays a compromised server: it
+// writes commands straight into the store and the relay, bypassing the API's
+// checks, and shows that the real agent process refuses every command that
+// valid signatures do not authorise.
+func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	caFile, certFile, keyFile, err := server.EnsureDevTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.DefaultConfig()
+	cfg.API.Listen, cfg.API.Cert, cfg.API.Key = "127.0.0.1:0", certFile, keyFile
+	cfg.Relay.Listen, cfg.Relay.CA = "127.0.0.1:0", caFile
+	cfg.Store = "sqlite:" + filepath.Join(dir, "mig.db")
+	cfg.EnrollmentTokens = []string{"e2e-enrollment-token-0123456789"}
+	srv, err := server.Start(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+
+	alice, bob, eve := newInvestigator(t, "Alice"), newInvestigator(t, "Bob"), newInvestigator(t, "Eve")
+	acl := fmt.Sprintf(`{
+		"default": {"minimumweight": 1, "investigators": {"Alice": {"fingerprint": %q, "weight": 1}, "Bob": {"fingerprint": %q, "weight": 1}}},
+		"testmodule": {"minimumweight": 2, "investigators": {"Alice": {"fingerprint": %[1]q, "weight": 1}, "Bob": {"fingerprint": %[2]q, "weight": 1}}}}`,
+		alice.fp, bob.fp)
+	agentCfg := map[string]any{
+		"server":          srv.APIURL(),
+		"ca":              caFile,
+		"enrollmenttoken": cfg.EnrollmentTokens[0],
+		"statedir":        filepath.Join(dir, "agent"),
+		"keyringdata":     alice.pub + "\n" + bob.pub,
+		"acldata":         acl,
+		"heartbeat":       "2s",
+		"moduleexe":       bins.agent,
+		"moduletimeout":   "3s",
+		"name":            "e2e-agent",
+		"tags":            map[string]string{"operator": "IT"},
+	}
+	b, _ := json.Marshal(agentCfg)
+	cfgFile := filepath.Join(dir, "agent.json")
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start(t, nil, bins.agent, "-c", cfgFile)
+
+	var agentID string
+	waitFor(t, 30*time.Second, "the agent to enroll and say hello", func() bool {
+		agents, err := srv.Store.Agents(ctx, store.AgentQuery{})
+		if err != nil || len(agents) != 1 || agents[0].Environment.OS == "" {
+			return false
+		}
+		agentID = agents[0].ID
+		return true
+	})
+
+	now := time.Now()
+	newAction := func(module, params, tgt string, signers ...investigator) *action.Action {
+		t.Helper()
+		id, _ := scheduler.NewID()
+		a := &action.Action{ID: id, Name: "e2e " + module, Target: tgt,
+			ValidFrom: now.Add(-time.Minute), ExpireAfter: now.Add(10 * time.Minute),
+			Operations: []action.Operation{{Module: module, Parameters: json.RawMessage(params)}}}
+		for _, s := range signers {
+			if err := sign.SignAction(a, s.signer); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return a
+	}
+	fileParams := `{"searches":{"s1":{"paths":["/etc"],"names":["^hostname$"]}}}`
+	online := "status='online'"
+
+	valid := newAction("file", fileParams, online, alice)
+	tamperedParams := newAction("file", fileParams, online, alice)
+	tamperedParams.Operations[0].Parameters = json.RawMessage(`{"searches":{"s1":{"paths":["/root"],"names":["."]}}}`)
+	tamperedTarget := newAction("file", fileParams, "name='someone-else'", alice)
+	tamperedTarget.Target = online
+	expired := newAction("file", fileParams, online)
+	expired.ValidFrom, expired.ExpireAfter = now.Add(-2*time.Hour), now.Add(-time.Hour)
+	must(t, sign.SignAction(expired, alice.signer))
+	future := newAction("file", fileParams, online)
+	future.ValidFrom, future.ExpireAfter = now.Add(time.Hour), now.Add(2*time.Hour)
+	must(t, sign.SignAction(future, alice.signer))
+
+	tests := []struct {
+		name       string
+		act        *action.Action
+		wantStatus string
+		wantCode   string
+	}{
+		{"signed", valid, action.CmdSuccess, ""},
+		{"unsigned", newAction("file", fileParams, online), action.CmdFailed, action.CodeBadSignature},
+		{"tampered parameters", tamperedParams, action.CmdFailed, action.CodeBadSignature},
+		{"tampered target", tamperedTarget, action.CmdFailed, action.CodeBadSignature},
+		{"untrusted signer", newAction("file", fileParams, online, eve), action.CmdFailed, action.CodeUntrusted},
+		{"expired", expired, action.CmdFailed, action.CodeExpired},
+		{"not yet valid", future, action.CmdFailed, action.CodeNotYetValid},
+		{"replayed", valid, action.CmdFailed, action.CodeReplay},
+		{"wrongly targeted", newAction("file", fileParams, "name='not-this-agent'", alice), action.CmdFailed, action.CodeNotTargeted},
+		{"targeted by tag", newAction("file", fileParams, "tags->>'operator'='IT' AND environment->>'os'='linux'", alice), action.CmdSuccess, ""},
+		{"under-weighted", newAction("testmodule", `{"mode":"ok","marker":"one"}`, online, alice), action.CmdFailed, action.CodeACLDenied},
+		{"two signatures reach weight 2", newAction("testmodule", `{"mode":"ok","marker":"two"}`, online, alice, bob), action.CmdSuccess, ""},
+		{"panicking module", newAction("testmodule", `{"mode":"panic"}`, online, alice, bob), action.CmdFailed, action.CodeModuleFailed},
+		{"hanging module", newAction("testmodule", `{"mode":"hang"}`, online, alice, bob), action.CmdTimeout, action.CodeModuleTimeout},
+		{"agent still answers", newAction("testmodule", `{"mode":"ok","marker":"after"}`, online, alice, bob), action.CmdSuccess, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := inject(t, srv, tc.act, agentID)
+			if cmd.Status != tc.wantStatus || cmd.Code != tc.wantCode {
+				t.Fatalf("command status %q code %q (%s), want %q code %q", cmd.Status, cmd.Code, cmd.Error, tc.wantStatus, tc.wantCode)
+			}
+		})
+	}
+
+	// The counters of every action add up.
+	for _, tc := range tests {
+		a, err := srv.Store.Action(ctx, tc.act.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := a.Counters
+		if c.Success+c.Failed+c.TimeOut+c.Expired+c.Cancelled != c.Done || c.Done+c.InFlight != c.Sent {
+			t.Errorf("action %q: counters do not add up: %+v", tc.name, c)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// inject stores a command for a (as a compromised server could, without the
+// API's checks), sends it straight through the relay and waits for the
+// agent's answer.
+func inject(t *testing.T, srv *server.Server, a *action.Action, agentID string) *action.Command {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := srv.Store.CreateAction(ctx, a); err != nil && !errors.Is(err, store.ErrExists) {
+		t.Fatal(err)
+	}
+	id, _ := scheduler.NewID()
+	cmd := action.Command{ID: id, Action: action.Action{ID: a.ID}, AgentID: agentID, Status: action.CmdSent, StartTime: time.Now()}
+	if err := srv.Store.CreateCommands(ctx, []action.Command{cmd}); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Action = *a
+	data, err := action.Marshal(action.CommandMessage{V: action.ProtocolVersion, Command: cmd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Hub().Send(ctx, []relay.Outbound{{AgentID: agentID, Kind: relay.KindCommand, Data: data}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c, err := srv.Store.Command(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if action.IsTerminal(c.Status) {
+			return c
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no answer from the agent for command %d", id)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,517 @@
+// Package scheduler moves work between the store and the relay: it fans an
+// action out into one command per targeted agent, ingests results and
+// heartbeats in batches, acknowledges results to agents once they are stored,
+// resends pending commands to agents that come back, expires commands whose
+// action expired, and ages agents from online to idle to offline.
+//
+// Every path is batched: a thousand results cost one store transaction and one
+// relay flush, never a database round trip each.
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/relay"
+	"github.com/migplatform/mig/internal/store"
+	"github.com/migplatform/mig/internal/target"
+)
+
+// Config tunes the scheduler. Zero values take the defaults.
+type Config struct {
+	// BatchSize bounds the rows in one store write and the messages in one
+	// relay flush (default 1000).
+	BatchSize int
+	// BatchDelay is how long a partial batch of results or heartbeats waits
+	// for more before it is written (default 20ms).
+	BatchDelay time.Duration
+	// OnlineWindow: an agent whose last heartbeat is older is idle
+	// (default 3m).
+	OnlineWindow time.Duration
+	// IdleWindow: an agent whose last heartbeat is older is offline
+	// (default 1h).
+	IdleWindow time.Duration
+	// SweepEvery is how often agents are aged and commands expired
+	// (default 5s).
+	SweepEvery time.Duration
+	// QueueSize bounds the results and heartbeats waiting to be written
+	// (default 50,000). When full, the relay handler waits; an agent keeps a
+	// result that was not acknowledged and sends it again.
+	QueueSize int
+}
+
+func (c *Config) fill() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.BatchDelay <= 0 {
+		c.BatchDelay = 20 * time.Millisecond
+	}
+	if c.OnlineWindow <= 0 {
+		c.OnlineWindow = 3 * time.Minute
+	}
+	if c.IdleWindow <= 0 {
+		c.IdleWindow = time.Hour
+	}
+	if c.SweepEvery <= 0 {
+		c.SweepEvery = 5 * time.Second
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 50000
+	}
+}
+
+// Scheduler is the server's dispatcher. Create it with New, then call Run.
+type Scheduler struct {
+	cfg        Config
+	store      store.Store
+	hub        relay.Hub
+	log        *slog.Logger
+	now        func() time.Time
+	results    chan action.ResultMessage
+	heartbeats chan action.HeartbeatMessage
+
+	mu       sync.Mutex
+	finished map[uint64]bool // actions known to be finished, to skip counter reads
+}
+
+// New returns a scheduler over a store and a relay hub.
+func New(cfg Config, st store.Store, hub relay.Hub, logger *slog.Logger) *Scheduler {
+	cfg.fill()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Scheduler{
+		cfg:        cfg,
+		store:      st,
+		hub:        hub,
+		log:        logger.With("component", "scheduler"),
+		now:        time.Now,
+		results:    make(chan action.ResultMessage, cfg.QueueSize),
+		heartbeats: make(chan action.HeartbeatMessage, cfg.QueueSize),
+		finished:   map[uint64]bool{},
+	}
+}
+
+// Run receives from the relay and writes to the store until ctx ends. It
+// returns once everything it started has stopped; results already received
+// are written before it returns.
+func (s *Scheduler) Run(ctx context.Context) error {
+	recvCtx, stopRecv := context.WithCancel(ctx)
+	defer stopRecv()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.hub.Receive(recvCtx, s.handle); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, relay.ErrClosed) {
+			select {
+			case errc <- fmt.Errorf("receive from relay: %w", err):
+			default:
+			}
+		}
+	}()
+	// The writers stop after the receiver, so that what was received is
+	// written: they run on a context that outlives ctx by the drain.
+	drainCtx, stopDrain := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDrain()
+	var writers sync.WaitGroup
+	writers.Add(3)
+	go func() { defer writers.Done(); s.resultLoop(drainCtx, ctx.Done()) }()
+	go func() { defer writers.Done(); s.heartbeatLoop(drainCtx, ctx.Done()) }()
+	go func() { defer writers.Done(); s.sweepLoop(ctx) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		stopRecv()
+	}
+	wg.Wait()
+	writers.Wait()
+	return err
+}
+
+// handle is called by the relay for every inbound message.
+func (s *Scheduler) handle(m relay.Inbound) {
+	switch m.Kind {
+	case relay.KindResult:
+		r, err := action.DecodeResult(m.Data)
+		if err != nil {
+			s.log.Warn("bad result message", "agent", m.AgentID, "err", err)
+			return
+		}
+		if r.AgentID != m.AgentID {
+			s.log.Warn("result names another agent", "agent", m.AgentID, "claimed", r.AgentID)
+			return
+		}
+		s.results <- *r
+	case relay.KindHeartbeat:
+		h, err := action.DecodeHeartbeat(m.Data)
+		if err != nil {
+			s.log.Warn("bad heartbeat message", "agent", m.AgentID, "err", err)
+			return
+		}
+		if h.Agent.ID != m.AgentID {
+			s.log.Warn("heartbeat names another agent", "agent", m.AgentID, "claimed", h.Agent.ID)
+			return
+		}
+		select {
+		case s.heartbeats <- *h:
+		default:
+			// Heartbeats are periodic: dropping one under overload is safe,
+			// except a hello, which triggers redelivery; wait for those.
+			if h.Hello {
+				s.heartbeats <- *h
+			}
+		}
+	default:
+		s.log.Warn("unexpected message kind", "agent", m.AgentID, "kind", m.Kind)
+	}
+}
+
+// collect reads up to max items from ch, waiting at most delay after the
+// first one. It returns nil when stop is closed and ch is empty.
+func collect[T any](ch chan T, max int, delay time.Duration, stop <-chan struct{}) []T {
+	var batch []T
+	select {
+	case v := <-ch:
+		batch = append(batch, v)
+	case <-stop:
+		// Drain what is already queued.
+		for len(batch) < max {
+			select {
+			case v := <-ch:
+				batch = append(batch, v)
+			default:
+				return batch
+			}
+		}
+		return batch
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for len(batch) < max {
+		select {
+		case v := <-ch:
+			batch = append(batch, v)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (s *Scheduler) resultLoop(ctx context.Context, stop <-chan struct{}) {
+	for {
+		batch := collect(s.results, s.cfg.BatchSize, s.cfg.BatchDelay, stop)
+		if len(batch) == 0 {
+			select {
+			case <-stop:
+				return
+			default:
+				continue
+			}
+		}
+		s.storeResults(ctx, batch)
+	}
+}
+
+// storeResults writes a batch of results and acknowledges them to agents.
+// On a store error nothing is acknowledged: agents send the results again.
+func (s *Scheduler) storeResults(ctx context.Context, batch []action.ResultMessage) {
+	acked, err := s.store.StoreResults(ctx, batch)
+	if err != nil {
+		s.log.Error("store results", "count", len(batch), "err", err)
+		return
+	}
+	agentOf := make(map[uint64]string, len(batch))
+	actions := map[uint64]bool{}
+	for _, r := range batch {
+		agentOf[r.CommandID] = r.AgentID
+		actions[r.ActionID] = true
+	}
+	perAgent := map[string][]uint64{}
+	for _, id := range acked {
+		if a, ok := agentOf[id]; ok {
+			perAgent[a] = append(perAgent[a], id)
+		}
+	}
+	msgs := make([]relay.Outbound, 0, len(perAgent))
+	for agentID, ids := range perAgent {
+		data, err := action.Marshal(action.AckMessage{V: action.ProtocolVersion, CommandIDs: ids})
+		if err != nil {
+			s.log.Error("encode ack", "agent", agentID, "err", err)
+			continue
+		}
+		msgs = append(msgs, relay.Outbound{AgentID: agentID, Kind: relay.KindAck, Data: data})
+	}
+	if err := s.sendBatched(ctx, msgs); err != nil {
+		s.log.Warn("send acks", "count", len(msgs), "err", err)
+	}
+	for id := range actions {
+		s.checkFinished(ctx, id)
+	}
+}
+
+// checkFinished marks an action completed once every command is terminal.
+func (s *Scheduler) checkFinished(ctx context.Context, id uint64) {
+	s.mu.Lock()
+	done := s.finished[id]
+	s.mu.Unlock()
+	if done {
+		return
+	}
+	a, err := s.store.Action(ctx, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("read action counters", "action", id, "err", err)
+		}
+		return
+	}
+	// An action still being dispatched (pending) has not created all its
+	// commands yet: the commands it has may all be done without the action
+	// being done. Dispatch checks again once it has sent them all.
+	if a.Status == action.StatusPending || a.Counters.Sent == 0 || a.Counters.Done < a.Counters.Sent {
+		return
+	}
+	status := action.StatusCompleted
+	if a.Counters.Expired > 0 {
+		status = action.StatusExpired
+	}
+	if err := s.store.SetActionStatus(ctx, id, status, s.now()); err != nil {
+		s.log.Warn("set action status", "action", id, "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.finished[id] = true
+	s.mu.Unlock()
+	s.log.Info("action finished", "action", id, "status", status, "sent", a.Counters.Sent,
+		"success", a.Counters.Success, "failed", a.Counters.Failed, "timeout", a.Counters.TimeOut, "expired", a.Counters.Expired)
+}
+
+func (s *Scheduler) heartbeatLoop(ctx context.Context, stop <-chan struct{}) {
+	for {
+		batch := collect(s.heartbeats, s.cfg.BatchSize, 10*s.cfg.BatchDelay, stop)
+		if len(batch) == 0 {
+			select {
+			case <-stop:
+				return
+			default:
+				continue
+			}
+		}
+		now := s.now().UTC()
+		// Keep the newest heartbeat of each agent in the batch.
+		latest := make(map[string]int, len(batch))
+		agents := make([]action.Agent, 0, len(batch))
+		var hellos []string
+		for _, h := range batch {
+			a := h.Agent
+			a.HeartbeatTime = now
+			a.Status = action.AgentOnline
+			if i, ok := latest[a.ID]; ok {
+				agents[i] = a
+			} else {
+				latest[a.ID] = len(agents)
+				agents = append(agents, a)
+			}
+			if h.Hello {
+				hellos = append(hellos, a.ID)
+			}
+		}
+		if err := s.store.UpsertAgents(ctx, agents); err != nil {
+			s.log.Error("store heartbeats", "count", len(agents), "err", err)
+		}
+		for _, id := range hellos {
+			s.redeliver(ctx, id)
+		}
+	}
+}
+
+// redeliver sends an agent the commands it has not answered whose action is
+// still valid. The agent ignores the ones it already ran.
+func (s *Scheduler) redeliver(ctx context.Context, agentID string) {
+	cmds, err := s.store.PendingCommands(ctx, agentID, s.now())
+	if err != nil {
+		s.log.Warn("read pending commands", "agent", agentID, "err", err)
+		return
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	msgs := make([]relay.Outbound, 0, len(cmds))
+	for _, c := range cmds {
+		data, err := encodeCommand(c)
+		if err != nil {
+			s.log.Error("encode command", "command", c.ID, "err", err)
+			continue
+		}
+		msgs = append(msgs, relay.Outbound{AgentID: agentID, Kind: relay.KindCommand, Data: data, Expires: c.Action.ExpireAfter})
+	}
+	if err := s.sendBatched(ctx, msgs); err != nil {
+		s.log.Warn("redeliver commands", "agent", agentID, "err", err)
+		return
+	}
+	s.log.Info("redelivered pending commands", "agent", agentID, "count", len(msgs))
+}
+
+func (s *Scheduler) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Sweep(ctx)
+		}
+	}
+}
+
+// Sweep ages agents and expires commands once. Run calls it periodically.
+func (s *Scheduler) Sweep(ctx context.Context) {
+	now := s.now()
+	if err := s.store.MarkAgents(ctx, now.Add(-s.cfg.OnlineWindow), now.Add(-s.cfg.IdleWindow)); err != nil {
+		s.log.Warn("mark agents", "err", err)
+	}
+	ids, err := s.store.ExpireCommands(ctx, now)
+	if err != nil {
+		s.log.Warn("expire commands", "err", err)
+		return
+	}
+	for _, id := range ids {
+		s.checkFinished(ctx, id)
+	}
+}
+
+// Dispatch creates one command per agent matching the action's target and
+// sends them. The action must already be stored. It returns the number of
+// commands created.
+func (s *Scheduler) Dispatch(ctx context.Context, a *action.Action) (int, error) {
+	expr, err := target.Parse(a.Target)
+	if err != nil {
+		return 0, fmt.Errorf("target of action %d: %w", a.ID, err)
+	}
+	actionJSON, err := json.Marshal(a)
+	if err != nil {
+		return 0, fmt.Errorf("encode action %d: %w", a.ID, err)
+	}
+	total := 0
+	after := ""
+	for {
+		agents, err := s.store.Agents(ctx, store.AgentQuery{Target: expr, Limit: s.cfg.BatchSize, After: after})
+		if err != nil {
+			return total, fmt.Errorf("resolve target of action %d: %w", a.ID, err)
+		}
+		if len(agents) == 0 {
+			break
+		}
+		after = agents[len(agents)-1].ID
+		cmds := make([]action.Command, len(agents))
+		msgs := make([]relay.Outbound, len(agents))
+		for i, ag := range agents {
+			id, err := NewID()
+			if err != nil {
+				return total, err
+			}
+			cmds[i] = action.Command{ID: id, Action: action.Action{ID: a.ID}, AgentID: ag.ID,
+				AgentName: ag.Name, Status: action.CmdSent, StartTime: s.now().UTC()}
+			data, err := encodeCommandRaw(cmds[i], actionJSON)
+			if err != nil {
+				return total, err
+			}
+			msgs[i] = relay.Outbound{AgentID: ag.ID, Kind: relay.KindCommand, Data: data, Expires: a.ExpireAfter}
+		}
+		if err := s.store.CreateCommands(ctx, cmds); err != nil {
+			return total, fmt.Errorf("create commands of action %d: %w", a.ID, err)
+		}
+		total += len(cmds)
+		// A failed send is not fatal: the commands are stored and go out
+		// again when each agent says hello.
+		if err := s.hub.Send(ctx, msgs); err != nil {
+			s.log.Warn("send commands", "action", a.ID, "count", len(msgs), "err", err)
+		}
+		if len(agents) < s.cfg.BatchSize {
+			break
+		}
+	}
+	status := action.StatusInFlight
+	var finished time.Time
+	if total == 0 {
+		status, finished = action.StatusCompleted, s.now()
+	}
+	if err := s.store.SetActionStatus(ctx, a.ID, status, finished); err != nil {
+		return total, fmt.Errorf("set status of action %d: %w", a.ID, err)
+	}
+	// Results that arrived while the commands were being created were
+	// stored but could not finish the action: check now.
+	if total > 0 {
+		s.checkFinished(ctx, a.ID)
+	}
+	s.log.Info("action dispatched", "action", a.ID, "name", a.Name, "commands", total)
+	return total, nil
+}
+
+func (s *Scheduler) sendBatched(ctx context.Context, msgs []relay.Outbound) error {
+	for len(msgs) > 0 {
+		n := min(len(msgs), s.cfg.BatchSize)
+		if err := s.hub.Send(ctx, msgs[:n]); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+// wireCommand is action.Command with the action kept as the exact JSON that
+// was stored, so the signed bytes reach the agent unchanged.
+type wireCommand struct {
+	V       int `json:"v"`
+	Command struct {
+		ID        uint64          `json:"id"`
+		Action    json.RawMessage `json:"action"`
+		AgentID   string          `json:"agentid"`
+		AgentName string          `json:"agentname,omitempty"`
+		Status    string          `json:"status"`
+		StartTime time.Time       `json:"starttime,omitzero"`
+	} `json:"command"`
+}
+
+func encodeCommandRaw(c action.Command, actionJSON []byte) ([]byte, error) {
+	var w wireCommand
+	w.V = action.ProtocolVersion
+	w.Command.ID = c.ID
+	w.Command.Action = actionJSON
+	w.Command.AgentID = c.AgentID
+	w.Command.AgentName = c.AgentName
+	w.Command.Status = c.Status
+	w.Command.StartTime = c.StartTime
+	return action.Marshal(w)
+}
+
+func encodeCommand(c action.Command) ([]byte, error) {
+	return action.Marshal(action.CommandMessage{V: action.ProtocolVersion, Command: c})
+}
+
+// NewID returns a random identifier in [1, 2^53), so that it survives JSON
+// numbers in any language.
+func NewID() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("random id: %w", err)
+		}
+		if id := binary.LittleEndian.Uint64(b[:]) & (1<<53 - 1); id != 0 {
+			return id, nil
+		}
+	}
+}

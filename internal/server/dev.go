@@ -1,0 +1,279 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/agent"
+	"github.com/migplatform/mig/internal/api"
+	"github.com/migplatform/mig/internal/fleet"
+	"github.com/migplatform/mig/internal/relay/dialer"
+	"github.com/migplatform/mig/internal/sign"
+	"github.com/migplatform/mig/internal/store"
+)
+
+// DevOptions configure the development platform.
+type DevOptions struct {
+	// Dir holds everything -dev makes (keys, certificates, database, agent
+	// state); default ~/.mig/dev.
+	Dir string
+	// APIAddr and RelayAddr default to DefaultAPIAddr and DefaultRelayAddr;
+	// "127.0.0.1:0" picks free ports (tests).
+	APIAddr, RelayAddr string
+	// ClientConfig is where the client configuration for mig is written
+	// when it does not exist or was written by -dev before; default ~/.migrc.
+	ClientConfig string
+	// ModuleExe is the binary that serves module child processes for the
+	// local agent ("<exe> -m <module>"); default this executable.
+	ModuleExe string
+	// NoAgent starts the platform without the local agent.
+	NoAgent bool
+	// Heartbeat is the local agent's heartbeat interval (default 30s).
+	Heartbeat time.Duration
+	// Agents is the number of simulated agents (internal/fleet) to run in
+	// this process besides the local agent.
+	Agents int
+}
+
+// RunDev runs a whole platform on loopback until ctx ends: the API, the
+// embedded relay and store, a development investigator whose key mig finds
+// through the client config, and one local agent that trusts that key. It
+// prints what to run next to out.
+func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Writer) error {
+	home, _ := os.UserHomeDir()
+	if opts.Dir == "" {
+		opts.Dir = filepath.Join(home, ".mig", "dev")
+	}
+	if opts.ClientConfig == "" {
+		opts.ClientConfig = filepath.Join(home, ".migrc")
+	}
+	if opts.APIAddr == "" {
+		opts.APIAddr = DefaultAPIAddr
+	}
+	if opts.RelayAddr == "" {
+		opts.RelayAddr = DefaultRelayAddr
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = 30 * time.Second
+	}
+	if opts.ModuleExe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find this executable to run modules: %w", err)
+		}
+		opts.ModuleExe = exe
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("dev dir: %w", err)
+	}
+	caFile, certFile, keyFile, err := EnsureDevTLS(dir)
+	if err != nil {
+		return fmt.Errorf("dev TLS: %w", err)
+	}
+	pubKey, fp, err := ensureDevInvestigator(dir)
+	if err != nil {
+		return fmt.Errorf("dev investigator: %w", err)
+	}
+	token, err := ensureSecret(filepath.Join(dir, "enrollment-token"))
+	if err != nil {
+		return fmt.Errorf("dev enrollment token: %w", err)
+	}
+
+	cfg := DefaultConfig()
+	cfg.API.Listen, cfg.API.Cert, cfg.API.Key = opts.APIAddr, certFile, keyFile
+	cfg.Relay.Listen, cfg.Relay.CA = opts.RelayAddr, caFile
+	cfg.Store = "sqlite:" + filepath.Join(dir, "mig.db")
+	cfg.EnrollmentTokens = []string{token}
+	srv, err := Start(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	if err := ensureInvestigator(ctx, srv.Store, "Dev Investigator", string(pubKey), fp); err != nil {
+		return err
+	}
+	clientConf, err := json.MarshalIndent(map[string]any{
+		"api":     map[string]string{"url": srv.APIURL(), "ca": caFile},
+		"signer":  map[string]string{"keyfile": filepath.Join(dir, "investigator.asc")},
+		"targets": map[string]any{"default": "status='online'", "macros": map[string]string{}},
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	clientConf = append(clientConf, '\n')
+	devClient := filepath.Join(dir, "client.json")
+	wrote, err := writeClientConfig(opts.ClientConfig, devClient, clientConf)
+	if err != nil {
+		return err
+	}
+
+	aclJSON, _ := json.Marshal(map[string]any{"default": map[string]any{"minimumweight": 1,
+		"investigators": map[string]any{"Dev Investigator": map[string]any{"fingerprint": fp, "weight": 1}}}})
+	// Written for mig-fleet and other agents that join the dev platform.
+	if err := writeFileAtomic(filepath.Join(dir, "acl.json"), aclJSON, 0o644); err != nil {
+		return err
+	}
+	var fleetDone chan error
+	if opts.Agents > 0 {
+		f, err := startDevFleet(ctx, opts.Agents, filepath.Join(dir, "fleet"), srv.APIURL(), caFile, token,
+			string(pubKey), string(aclJSON), logger)
+		if err != nil {
+			return err
+		}
+		fleetCtx, stopFleet := context.WithCancel(ctx)
+		fleetDone = make(chan error, 1)
+		go func() { fleetDone <- f.Run(fleetCtx) }()
+		defer func() {
+			stopFleet()
+			if err := <-fleetDone; err != nil {
+				logger.Error("simulated agents", "err", err)
+			}
+		}()
+	}
+	var agentDone chan error
+	if !opts.NoAgent {
+		acfg := agent.DefaultConfig()
+		acfg.Server = srv.APIURL()
+		acfg.CA = caFile
+		acfg.EnrollmentToken = token
+		acfg.StateDir = filepath.Join(dir, "agent")
+		acfg.KeyringData = string(pubKey)
+		acfg.ACLData = string(aclJSON)
+		acfg.Tags = map[string]string{"env": "dev"}
+		acfg.ModuleExe = opts.ModuleExe
+		acfg.Heartbeat = opts.Heartbeat
+		a, err := agent.New(acfg, logger, dialer.New(logger))
+		if err != nil {
+			return fmt.Errorf("local agent: %w", err)
+		}
+		agentDone = make(chan error, 1)
+		go func() { agentDone <- a.Run(ctx) }()
+	}
+
+	fmt.Fprintf(out, "MIG development platform is running.\n")
+	fmt.Fprintf(out, "  API:          %s\n  relay:        %s\n  state:        %s\n", srv.APIURL(), srv.RelayURL(), dir)
+	fmt.Fprintf(out, "  investigator: Dev Investigator, key %s\n", fp)
+	if wrote {
+		fmt.Fprintf(out, "  client config: %s\n", opts.ClientConfig)
+	} else {
+		fmt.Fprintf(out, "  client config: %s (%s exists and was not written by -dev: export MIG_CONFIG=%s)\n", devClient, opts.ClientConfig, devClient)
+	}
+	if opts.Agents > 0 {
+		fmt.Fprintf(out, "  fleet:        %d simulated agents (in-process modules, fixture file trees) in %s\n", opts.Agents, filepath.Join(dir, "fleet"))
+	}
+	fmt.Fprintf(out, "\nFrom another terminal, try:\n  mig agents\n  mig file -path /etc -name '^passwd$'\n  mig file -t local -path /etc -name '^hosts$'\n")
+
+	select {
+	case <-ctx.Done():
+	case err := <-srv.Err():
+		return err
+	}
+	if agentDone != nil {
+		<-agentDone
+	}
+	return nil
+}
+
+// ensureDevInvestigator makes, once, the development investigator's key.
+// Its private key stays in dir (0600), where the client config points mig.
+func ensureDevInvestigator(dir string) (pub []byte, fp string, err error) {
+	privFile := filepath.Join(dir, "investigator.asc")
+	pubFile := filepath.Join(dir, "investigator.pub.asc")
+	if fileExists(privFile) && fileExists(pubFile) {
+		if pub, err = os.ReadFile(pubFile); err != nil {
+			return nil, "", err
+		}
+		fp, err = sign.ParsePublicKey(string(pub))
+		return pub, fp, err
+	}
+	priv, pub, fp, err := sign.GenerateKey("MIG Dev Investigator", "dev@mig.invalid")
+	if err != nil {
+		return nil, "", err
+	}
+	if err := writeFileAtomic(privFile, priv, 0o600); err != nil {
+		return nil, "", err
+	}
+	if err := writeFileAtomic(pubFile, pub, 0o644); err != nil {
+		return nil, "", err
+	}
+	return pub, fp, nil
+}
+
+// ensureSecret reads a secret from path, making a random one the first time.
+func ensureSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) >= 16 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(b[:])
+	return s, writeFileAtomic(path, []byte(s+"\n"), 0o600)
+}
+
+// ensureInvestigator adds an administrator investigator unless their key is
+// already known.
+func ensureInvestigator(ctx context.Context, st store.Store, name, pub, fp string) error {
+	if _, err := st.InvestigatorByFingerprint(ctx, fp); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	inv, err := api.NewInvestigator(name, pub, api.AllPermissions, time.Now())
+	if err != nil {
+		return err
+	}
+	inv.Status = action.InvestigatorActive
+	_, err = st.CreateInvestigator(ctx, inv)
+	return err
+}
+
+// writeClientConfig writes the dev client config to devPath, and to path
+// when path does not exist or holds what -dev wrote before. It reports
+// whether path was written.
+func writeClientConfig(path, devPath string, conf []byte) (bool, error) {
+	prev, _ := os.ReadFile(devPath)
+	if err := writeFileAtomic(devPath, conf, 0o600); err != nil {
+		return false, err
+	}
+	cur, err := os.ReadFile(path)
+	if err == nil && !bytes.Equal(cur, prev) && !bytes.Equal(cur, conf) {
+		return false, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	return true, writeFileAtomic(path, conf, 0o600)
+}
+
+// startDevFleet prepares n simulated agents for the dev platform. With the
+// relay in this process, each agent costs two open files here.
+func startDevFleet(ctx context.Context, n int, dir, apiURL, caFile, token, keyring, aclJSON string,
+	logger *slog.Logger) (*fleet.Fleet, error) {
+	limit, err := fleet.RaiseFileLimit()
+	if err != nil {
+		logger.Warn("cannot raise the open files limit", "err", err)
+	}
+	if limit > 0 && uint64(2*n)+512 > limit {
+		return nil, fmt.Errorf("-agents %d needs about %d open files in one process (relay and agents) and the limit is %d: run the agents in mig-fleet processes instead", n, 2*n+512, limit)
+	}
+	return fleet.New(fleet.Config{Server: apiURL, CA: caFile, EnrollmentToken: token, KeyringData: keyring,
+		ACLData: aclJSON, N: n, Dir: dir, Prefix: "dev", AgentLogLevel: slog.LevelWarn}, logger)
+}

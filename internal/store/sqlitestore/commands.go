@@ -1,0 +1,455 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/store"
+)
+
+// CreateCommands stores commands in status sent, all in one transaction with
+// multi-row INSERTs. Each command needs an ID (chosen by the caller), an
+// agent ID and the ID of a stored action (ErrNotFound otherwise); ErrExists
+// if a command ID is taken, in which case none is stored.
+func (s *Store) CreateCommands(ctx context.Context, cmds []action.Command) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	actionIDs := map[int64]bool{}
+	for _, c := range cmds {
+		if _, err := store.DBID("command", c.ID); err != nil {
+			return fmt.Errorf("create commands: %w", err)
+		}
+		aid, err := store.DBID("action", c.Action.ID)
+		if err != nil {
+			return fmt.Errorf("create command %d: %w", c.ID, err)
+		}
+		if c.AgentID == "" {
+			return fmt.Errorf("create command %d: empty agent id", c.ID)
+		}
+		actionIDs[aid] = true
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create commands: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := checkActionsExist(ctx, tx, actionIDs); err != nil {
+		return err
+	}
+	const cols = 6
+	now := time.Now()
+	per := rowsPerChunk(cols)
+	args := make([]any, 0, cols*min(len(cmds), per))
+	for start := 0; start < len(cmds); start += per {
+		chunk := cmds[start:min(len(cmds), start+per)]
+		args = args[:0]
+		for _, c := range chunk {
+			st := storable(c.StartTime, now)
+			if st.IsZero() {
+				st = now
+			}
+			args = append(args, int64(c.ID), int64(c.Action.ID), c.AgentID, c.AgentName, action.CmdSent, formatTime(st))
+		}
+		q := `INSERT INTO commands (id, action_id, agent_id, agent_name, status, starttime) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("("+placeholders(cols)+"), ", len(chunk)), ", ")
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("create %d commands starting with %d: a command id: %w", len(chunk), chunk[0].ID, store.ErrExists)
+			}
+			return fmt.Errorf("create %d commands starting with %d: %w", len(chunk), chunk[0].ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create commands: commit: %w", err)
+	}
+	return nil
+}
+
+// checkActionsExist returns ErrNotFound naming the first of ids that is not
+// a stored action.
+func checkActionsExist(ctx context.Context, tx *sql.Tx, ids map[int64]bool) error {
+	list := make([]int64, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	slices.Sort(list)
+	for start := 0; start < len(list); start += maxVars {
+		chunk := list[start:min(len(list), start+maxVars)]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM actions WHERE id IN (`+placeholders(len(args))+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("create commands: check actions: %w", err)
+		}
+		present := map[int64]bool{}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("create commands: check actions: %w", err)
+			}
+			present[id] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("create commands: check actions: %w", err)
+		}
+		for _, id := range chunk {
+			if !present[id] {
+				return fmt.Errorf("create commands: action %d: %w", id, store.ErrNotFound)
+			}
+		}
+	}
+	return nil
+}
+
+// PendingCommands returns an agent's commands still in status sent whose
+// action is valid at now, ordered by ID, each with its action's signed
+// fields and signatures.
+func (s *Store) PendingCommands(ctx context.Context, agentID string, now time.Time) ([]action.Command, error) {
+	t := formatTime(now)
+	cmds, err := s.queryCommands(ctx, s.r, true, true,
+		`c.agent_id = ? AND c.status = ? AND a.validfrom <= ? AND a.expireafter >= ?`,
+		[]any{agentID, action.CmdSent, t, t}, "")
+	if err != nil {
+		return nil, fmt.Errorf("pending commands of agent %q: %w", agentID, err)
+	}
+	return cmds, nil
+}
+
+// found reports whether any result found anything.
+func found(results []action.Result) bool {
+	for _, r := range results {
+		if r.FoundAnything {
+			return true
+		}
+	}
+	return false
+}
+
+// StoreResults moves each result's command from sent to the result's status,
+// with its results, all in one transaction, and returns the command IDs that
+// may be acknowledged to agents, each once:
+//
+//   - commands stored now;
+//   - commands already terminal and owned by the result's agent (duplicates,
+//     and results arriving after the command expired, which do not change it);
+//   - command IDs the store does not know, so that an agent stops resending
+//     a result nothing can ever accept.
+//
+// A result whose agent ID is not the command's agent changes nothing and is
+// not acknowledged: an agent is never told about a command it does not own.
+// Results with a status that is not terminal, or a command ID of zero, are
+// ignored. A result's action ID is not checked: the command ID decides.
+func (s *Store) StoreResults(ctx context.Context, results []action.ResultMessage) ([]uint64, error) {
+	if len(results) == 0 {
+		return nil, nil
+	}
+	now := time.Now()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store results: begin: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `UPDATE commands SET status = ?, code = ?, error = ?, results = ?, found = ?,
+		finishtime = ? WHERE id = ? AND status = 'sent' AND agent_id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("store results: prepare: %w", err)
+	}
+	defer stmt.Close()
+	acked := make(map[uint64]bool, len(results))
+	ack := make([]uint64, 0, len(results))
+	var unresolved []*action.ResultMessage
+	for i := range results {
+		r := &results[i]
+		if r.CommandID == 0 || !action.IsTerminal(r.Status) {
+			s.logger.Warn("result ignored", "command", r.CommandID, "agent", r.AgentID, "status", r.Status)
+			continue
+		}
+		if r.CommandID > math.MaxInt64 {
+			unresolved = append(unresolved, r) // cannot exist: unknown
+			continue
+		}
+		var rj sql.NullString
+		if len(r.Results) > 0 {
+			b, err := json.Marshal(r.Results)
+			if err != nil {
+				return nil, fmt.Errorf("store result of command %d: %w", r.CommandID, err)
+			}
+			rj = sql.NullString{String: string(b), Valid: true}
+		}
+		fin := storable(r.Finished, now)
+		if fin.IsZero() {
+			fin = now
+		}
+		res, err := stmt.ExecContext(ctx, r.Status, r.Code, r.Error, rj, found(r.Results), formatTime(fin),
+			int64(r.CommandID), r.AgentID)
+		if err != nil {
+			return nil, fmt.Errorf("store result of command %d: %w", r.CommandID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("store result of command %d: %w", r.CommandID, err)
+		}
+		if n == 1 {
+			if !acked[r.CommandID] {
+				acked[r.CommandID] = true
+				ack = append(ack, r.CommandID)
+			}
+			continue
+		}
+		unresolved = append(unresolved, r)
+	}
+	ack, err = s.resolveUnstored(ctx, tx, unresolved, acked, ack)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store results: commit: %w", err)
+	}
+	return ack, nil
+}
+
+// resolveUnstored decides which results that changed nothing are
+// acknowledged, by reading their commands in one query per chunk.
+func (s *Store) resolveUnstored(ctx context.Context, tx *sql.Tx, results []*action.ResultMessage,
+	acked map[uint64]bool, ack []uint64) ([]uint64, error) {
+	type cmdState struct{ agent, status string }
+	for start := 0; start < len(results); start += maxVars {
+		chunk := results[start:min(len(results), start+maxVars)]
+		args := make([]any, 0, len(chunk))
+		for _, r := range chunk {
+			if r.CommandID <= math.MaxInt64 {
+				args = append(args, int64(r.CommandID))
+			}
+		}
+		state := map[uint64]cmdState{}
+		if len(args) > 0 {
+			rows, err := tx.QueryContext(ctx, `SELECT id, agent_id, status FROM commands WHERE id IN (`+
+				placeholders(len(args))+`)`, args...)
+			if err != nil {
+				return nil, fmt.Errorf("store results: read commands: %w", err)
+			}
+			for rows.Next() {
+				var id int64
+				var st cmdState
+				if err := rows.Scan(&id, &st.agent, &st.status); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("store results: read commands: %w", err)
+				}
+				state[uint64(id)] = st
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return nil, fmt.Errorf("store results: read commands: %w", err)
+			}
+		}
+		for _, r := range chunk {
+			st, known := state[r.CommandID]
+			switch {
+			case !known:
+				s.logger.Debug("result for an unknown command acknowledged", "command", r.CommandID, "agent", r.AgentID)
+			case st.agent != r.AgentID:
+				s.logger.Warn("result for a command of another agent refused",
+					"command", r.CommandID, "agent", r.AgentID, "owner", st.agent)
+				continue
+			case !action.IsTerminal(st.status):
+				// Owned and still sent, yet the update did not apply: cannot
+				// happen inside this transaction; do not acknowledge.
+				continue
+			}
+			if !acked[r.CommandID] {
+				acked[r.CommandID] = true
+				ack = append(ack, r.CommandID)
+			}
+		}
+	}
+	return ack, nil
+}
+
+// ExpireCommands moves commands still in status sent whose action expired
+// before now to expired, in one UPDATE, and returns the IDs of the actions
+// touched, in increasing order.
+func (s *Store) ExpireCommands(ctx context.Context, now time.Time) ([]uint64, error) {
+	t := formatTime(now)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("expire commands: begin: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT a.id FROM actions a WHERE a.expireafter < ?
+		AND EXISTS (SELECT 1 FROM commands c WHERE c.action_id = a.id AND c.status = ?) ORDER BY a.id`,
+		t, action.CmdSent)
+	if err != nil {
+		return nil, fmt.Errorf("expire commands: %w", err)
+	}
+	var ids []uint64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("expire commands: %w", err)
+		}
+		ids = append(ids, uint64(id))
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("expire commands: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE commands SET status = ?, finishtime = ?
+		WHERE status = ? AND action_id IN (SELECT id FROM actions WHERE expireafter < ?)`,
+		action.CmdExpired, t, action.CmdSent, t); err != nil {
+		return nil, fmt.Errorf("expire commands: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("expire commands: commit: %w", err)
+	}
+	return ids, nil
+}
+
+// Commands returns commands matching q, ordered by command ID.
+func (s *Store) Commands(ctx context.Context, q store.CommandQuery) ([]action.Command, error) {
+	var conds []string
+	var args []any
+	if q.ActionID != 0 {
+		id, err := store.DBID("action", q.ActionID)
+		if err != nil {
+			return nil, nil // no command can have it
+		}
+		conds = append(conds, `c.action_id = ?`)
+		args = append(args, id)
+	}
+	if q.AgentID != "" {
+		conds = append(conds, `c.agent_id = ?`)
+		args = append(args, q.AgentID)
+	}
+	if q.Status != "" {
+		conds = append(conds, `c.status = ?`)
+		args = append(args, q.Status)
+	}
+	if q.FoundOnly {
+		conds = append(conds, `c.found = 1`)
+	}
+	if q.AfterID != 0 {
+		if q.AfterID >= math.MaxInt64 {
+			return nil, nil
+		}
+		conds = append(conds, `c.id > ?`)
+		args = append(args, int64(q.AfterID))
+	}
+	where := "1"
+	if len(conds) > 0 {
+		where = strings.Join(conds, " AND ")
+	}
+	limit := ""
+	if q.Limit > 0 {
+		limit = fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	cmds, err := s.queryCommands(ctx, s.r, q.WithAction, !q.NoResults, where, args, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query commands: %w", err)
+	}
+	return cmds, nil
+}
+
+// Command returns one command with its results and its action's signed
+// fields; ErrNotFound if there is no such command.
+func (s *Store) Command(ctx context.Context, id uint64) (*action.Command, error) {
+	did, err := store.DBID("command", id)
+	if err != nil {
+		return nil, fmt.Errorf("command %d: %w", id, store.ErrNotFound)
+	}
+	cmds, err := s.queryCommands(ctx, s.r, true, true, `c.id = ?`, []any{did}, "")
+	if err != nil {
+		return nil, fmt.Errorf("command %d: %w", id, err)
+	}
+	if len(cmds) == 0 {
+		return nil, fmt.Errorf("command %d: %w", id, store.ErrNotFound)
+	}
+	return &cmds[0], nil
+}
+
+// queryCommands runs one SELECT over commands (c) joined with their actions
+// (a) under where, ordered by ID. withAction fills each command's action
+// from its stored body (decoded once per action); otherwise only Action.ID
+// is set. withResults reads the results.
+func (s *Store) queryCommands(ctx context.Context, db *sql.DB, withAction, withResults bool,
+	where string, args []any, limit string) ([]action.Command, error) {
+	cols := `c.id, c.action_id, c.agent_id, c.agent_name, c.status, c.code, c.error, c.starttime, c.finishtime`
+	if withResults {
+		cols += `, c.results`
+	} else {
+		cols += `, NULL`
+	}
+	from := ` FROM commands c`
+	if withAction || strings.Contains(where, "a.") {
+		cols += `, a.body`
+		from += ` JOIN actions a ON a.id = c.action_id`
+	} else {
+		cols += `, NULL`
+	}
+	rows, err := db.QueryContext(ctx, `SELECT `+cols+from+` WHERE `+where+` ORDER BY c.id`+limit, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []action.Command
+	bodies := map[int64]action.Action{}
+	for rows.Next() {
+		var c action.Command
+		var id, aid int64
+		var start, finish, results, body sql.NullString
+		if err := rows.Scan(&id, &aid, &c.AgentID, &c.AgentName, &c.Status, &c.Code, &c.Error,
+			&start, &finish, &results, &body); err != nil {
+			return nil, err
+		}
+		c.ID = uint64(id)
+		if c.StartTime, err = parseTime(start); err != nil {
+			return nil, fmt.Errorf("command %d: %w", id, err)
+		}
+		if c.FinishTime, err = parseTime(finish); err != nil {
+			return nil, fmt.Errorf("command %d: %w", id, err)
+		}
+		if results.Valid {
+			if err := json.Unmarshal([]byte(results.String), &c.Results); err != nil {
+				return nil, fmt.Errorf("command %d: results: %w", id, err)
+			}
+		}
+		if withAction && body.Valid {
+			a, ok := bodies[aid]
+			if !ok {
+				if err := store.DecodeActionBody([]byte(body.String), &a); err != nil {
+					return nil, fmt.Errorf("command %d: %w", id, err)
+				}
+				bodies[aid] = a
+			}
+			c.Action = a
+			// Each command gets its own slices, so that a caller changing
+			// one command's action does not change another's.
+			c.Action.Operations = slices.Clone(a.Operations)
+			c.Action.PGPSignatures = slices.Clone(a.PGPSignatures)
+		}
+		c.Action.ID = uint64(aid)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

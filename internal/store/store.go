@@ -1,0 +1,125 @@
+// Package store defines where the server keeps agents, investigators, actions,
+// commands and results. Implementations live in sub-packages (sqlitestore:
+// embedded, pure Go; pgstore: PostgreSQL) and all pass the conformance suite
+// in storetest.
+//
+// The hot paths take batches: heartbeats, command fan-out and results are
+// written many rows to a statement and many statements to a transaction, so a
+// server never makes one database round trip per agent or per command.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/target"
+)
+
+// Errors returned by every store, tested with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+)
+
+// Store is the server's persistence.
+type Store interface {
+	// UpsertAgents records heartbeats: each agent is created or updated,
+	// its heartbeat time set and its status set to online.
+	UpsertAgents(ctx context.Context, agents []action.Agent) error
+	// MarkAgents sets the status of agents whose last heartbeat is older than
+	// onlineSince to idle, and older than idleSince to offline.
+	MarkAgents(ctx context.Context, onlineSince, idleSince time.Time) error
+	// Agents returns the agents matching q, ordered by id.
+	Agents(ctx context.Context, q AgentQuery) ([]action.Agent, error)
+	// CountAgents returns how many agents match the target (nil: all).
+	CountAgents(ctx context.Context, t target.Expr) (int, error)
+	// AgentStatusCounts returns the number of agents in each status.
+	AgentStatusCounts(ctx context.Context) (map[string]int, error)
+
+	// SaveAgentCredential records an enrolled agent's identity; an existing
+	// one for the same agent is replaced.
+	SaveAgentCredential(ctx context.Context, c AgentCredential) error
+	// AgentCredential returns an enrolled agent's identity.
+	AgentCredential(ctx context.Context, agentID string) (AgentCredential, error)
+
+	// CreateInvestigator adds an investigator; ErrExists if the fingerprint
+	// is known. It returns the new ID.
+	CreateInvestigator(ctx context.Context, inv action.Investigator) (int64, error)
+	// Investigators lists investigators by ID.
+	Investigators(ctx context.Context) ([]action.Investigator, error)
+	// InvestigatorByFingerprint finds an investigator by key fingerprint
+	// (upper-case hex).
+	InvestigatorByFingerprint(ctx context.Context, fingerprint string) (action.Investigator, error)
+	// SetInvestigatorStatus activates or disables an investigator.
+	SetInvestigatorStatus(ctx context.Context, id int64, status string) error
+
+	// CreateAction stores a signed action (with its signatures and
+	// investigators) in status pending; ErrExists if the ID is taken.
+	CreateAction(ctx context.Context, a *action.Action) error
+	// Action returns an action with its counters computed from its commands.
+	Action(ctx context.Context, id uint64) (*action.Action, error)
+	// Actions lists actions, newest first.
+	Actions(ctx context.Context, limit, offset int) ([]action.Action, error)
+	// SetActionStatus records an action's status and, when finished is not
+	// zero, its finish time.
+	SetActionStatus(ctx context.Context, id uint64, status string, finished time.Time) error
+
+	// CreateCommands stores commands (status sent) in batches. The action
+	// of each command is referenced by ID, not stored again.
+	CreateCommands(ctx context.Context, cmds []action.Command) error
+	// PendingCommands returns an agent's commands still in status sent
+	// whose action is valid at now, with their actions, for redelivery.
+	PendingCommands(ctx context.Context, agentID string, now time.Time) ([]action.Command, error)
+	// StoreResults moves each result's command from sent to the result's
+	// status, with its results, in one transaction. A result for a command
+	// that is already terminal, or unknown, or whose agent does not match
+	// the command's, changes nothing. It returns the command IDs that may
+	// be acknowledged to agents, each once: those stored now, those already
+	// terminal and owned by the result's agent (duplicates, late results
+	// after expiry), and unknown IDs, so that an agent stops resending a
+	// result nothing can accept. A result whose agent is not the command's
+	// is not acknowledged. Results with a non-terminal status are ignored.
+	StoreResults(ctx context.Context, results []action.ResultMessage) (ack []uint64, err error)
+	// ExpireCommands moves commands still in status sent whose action
+	// expired before now to expired, and returns the IDs of the actions
+	// touched.
+	ExpireCommands(ctx context.Context, now time.Time) ([]uint64, error)
+	// Commands returns commands matching q with their results, ordered by
+	// command ID.
+	Commands(ctx context.Context, q CommandQuery) ([]action.Command, error)
+	// Command returns one command with its results.
+	Command(ctx context.Context, id uint64) (*action.Command, error)
+
+	// Close closes the store.
+	Close() error
+}
+
+// AgentCredential is an enrolled agent's identity: its public key and the
+// hash of its relay password.
+type AgentCredential struct {
+	AgentID      string
+	PublicKey    []byte // ed25519
+	PasswordHash []byte // see package relay's implementations
+	EnrolledAt   time.Time
+}
+
+// AgentQuery selects agents.
+type AgentQuery struct {
+	Target target.Expr // nil selects all
+	Limit  int         // 0: no limit
+	After  string      // only agents with id > After (paging)
+}
+
+// CommandQuery selects commands. Zero fields do not filter.
+type CommandQuery struct {
+	ActionID   uint64
+	AgentID    string
+	Status     string
+	FoundOnly  bool   // only commands whose results found something
+	AfterID    uint64 // only commands with id > AfterID (paging)
+	Limit      int    // 0: no limit
+	NoResults  bool   // leave Results out
+	WithAction bool   // fill in Command.Action (otherwise only Action.ID)
+}
