@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/relay/relaytest"
 )
@@ -183,7 +185,54 @@ func TestClusterConformance(t *testing.T) {
 		Dial:    NewDialer(testLogger()),
 		Creds:   c.creds,
 		Restart: c.restart,
+		Settle:  c.settle,
 	})
+}
+
+// settle waits until every node knows of every subscription made by a
+// client of another node: interest crosses routes asynchronously.
+func (c *testCluster) settle(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		missing := c.missingInterest()
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster did not settle in 30s: %s", missing)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// missingInterest names one subscription some node does not know of yet, or
+// returns "".
+func (c *testCluster) missingInterest() string {
+	for i := range clusterSize {
+		cz, err := c.node(i).ns.Connz(&server.ConnzOptions{Subscriptions: true, Limit: 1 << 20})
+		if err != nil {
+			return fmt.Sprintf("node %d: connz: %v", i, err)
+		}
+		for _, ci := range cz.Conns {
+			for _, sub := range ci.Subs {
+				// A concrete subject the subscription matches.
+				toks := strings.Split(sub, ".")
+				for k, tok := range toks {
+					if tok == "*" || tok == ">" {
+						toks[k] = "settle"
+					}
+				}
+				subject := strings.Join(toks, ".")
+				for j := range clusterSize {
+					if j != i && !c.node(j).ns.GlobalAccount().SubscriptionInterest(subject) {
+						return fmt.Sprintf("node %d does not know of %q on node %d", j, sub, i)
+					}
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // TestClusterNodeDown: with one agent node down, agents that were on it move

@@ -57,6 +57,13 @@ type Harness struct {
 	// the server sends pending commands again when an agent says hello, and
 	// the agent keeps results on disk until they are acknowledged.
 	Durable bool
+	// Settle, if set, waits until every subscription made so far is known
+	// to every broker node. A cluster spreads interest between its nodes
+	// asynchronously, so a message published on one node right after a
+	// client subscribed on another can be dropped; the platform does not
+	// depend on it (the server answers an agent's hello, agents resend
+	// results until acknowledged), but the suite's exact expectations do.
+	Settle func(t *testing.T)
 }
 
 // Timeouts: how long to wait for something that must happen, and how long to
@@ -133,6 +140,7 @@ type agent struct {
 	inbox     chan inMsg
 	connects  atomic.Int32
 	connected chan struct{} // one value per OnConnect
+	settle    func(t *testing.T)
 }
 
 // dialAgent provisions and dials an agent, subscribes to its inbox and
@@ -165,6 +173,7 @@ func tryDialAs(t *testing.T, h Harness, id string, creds relay.Credentials) (*ag
 		conn:      conn,
 		inbox:     make(chan inMsg, 1024),
 		connected: make(chan struct{}, 64),
+		settle:    h.Settle,
 	}
 	conn.OnConnect(func() {
 		a.connects.Add(1)
@@ -202,6 +211,9 @@ func (a *agent) waitConnected(t *testing.T, n int32) {
 		case <-deadline:
 			t.Fatalf("agent %s: %d OnConnect calls after %s, want %d", a.id, a.connects.Load(), waitFor, n)
 		}
+	}
+	if a.settle != nil {
+		a.settle(t)
 	}
 }
 
@@ -287,6 +299,9 @@ func receive(t *testing.T, h Harness, hub relay.Hub) *receiver {
 		}
 		select {
 		case <-seen:
+			if h.Settle != nil {
+				h.Settle(t)
+			}
 			return r
 		case err := <-done:
 			done <- err // for the cleanup
