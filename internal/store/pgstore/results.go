@@ -239,4 +239,3 @@ func (s *Store) storeBatch(ctx context.Context, named []int64, rr *resultRows) (
 	}
 	return state, nil
 }
-

@@ -161,4 +161,3 @@ func (s *Store) resolveUnstored(ctx context.Context, tx *sql.Tx, results []*acti
 	}
 	return ack, nil
 }
-
