@@ -48,7 +48,7 @@ import (
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/agent"
 	"github.com/migplatform/mig/internal/relay"
-	"github.com/migplatform/mig/internal/relay/natsrelay"
+	"github.com/migplatform/mig/internal/relay/dialer"
 	"github.com/migplatform/mig/internal/sign"
 )
 
@@ -416,10 +416,13 @@ func (f *Fleet) newMember(i int) (*member, error) {
 	return m, nil
 }
 
-// dialer connects a member to the relay and counts what goes through.
+// dialer connects a member to the relay its enrollment named (NATS or
+// RabbitMQ, by the URL's scheme, as a real agent does) and counts what goes
+// through.
 func (f *Fleet) dialer(m *member) relay.Dialer {
+	dial := dialer.New(nil)
 	return func(ctx context.Context, agentID string, c relay.Credentials) (relay.Conn, error) {
-		conn, err := natsrelay.Dial(ctx, agentID, c)
+		conn, err := dial(ctx, agentID, c)
 		if err != nil {
 			return nil, err
 		}
