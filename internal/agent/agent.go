@@ -66,6 +66,7 @@ type Agent struct {
 
 	// What Options may change: how modules run, how many workers, the
 	// environment reported instead of the host's, and the mode.
+	runParsed ParsedRunner // when set, used instead of runModule
 	runModule ModuleRunner
 	workers   int
 	env       *action.Environment
@@ -104,6 +105,12 @@ type relayMsg struct {
 // module.RunLocal runs in the agent's own process.
 type ModuleRunner func(ctx context.Context, name string, params []byte, env module.Env) (action.Result, error)
 
+// ParsedRunner runs one operation of module name whose parameters the agent
+// parsed when it checked the command: r is what module.Parse returned for
+// them. module.RunParsed runs r in the agent's own process. Its errors are
+// taken as ModuleRunner's.
+type ParsedRunner func(ctx context.Context, name string, r module.Runner, env module.Env) (action.Result, error)
+
 // Options are choices about how an agent runs that no configuration file
 // makes: the fleet simulator (internal/fleet) uses them to run thousands of
 // agents in one process. The zero value is a normal agent.
@@ -119,6 +126,10 @@ type Options struct {
 	// RunModule runs operations instead of a child process of
 	// Config.ModuleExe.
 	RunModule ModuleRunner
+	// RunParsed, when set, runs operations instead of RunModule or a child
+	// process, with the parameters the checks parsed (module.RunParsed
+	// runs them in process), so that they are not parsed a second time.
+	RunParsed ParsedRunner
 	// Workers is how many commands the agent runs at once (default
 	// Workers).
 	Workers int
@@ -177,7 +188,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, dial relay.Dialer, opts Opt
 		inflight:      map[uint64]bool{},
 		connected:     make(chan struct{}, 1),
 		acked:         make(chan struct{}, 1),
-		runModule:     opts.RunModule,
+		runParsed:     opts.RunParsed,
 		workers:       cmp.Or(opts.Workers, Workers),
 		mode:          cfg.Mode,
 	}
@@ -192,10 +203,15 @@ func NewWithOptions(cfg Config, logger *slog.Logger, dial relay.Dialer, opts Opt
 	} else {
 		a.ident, a.init = hostIdent(), initSystem()
 	}
-	if a.runModule == nil {
-		exe := cfg.ModuleExe
-		a.runModule = func(ctx context.Context, name string, params []byte, env module.Env) (action.Result, error) {
-			return module.RunChild(ctx, exe, name, params, env)
+	if opts.RunParsed == nil {
+		a.runModule = opts.RunModule
+		if a.runModule == nil {
+			// A child process parses the parameters it is sent: the
+			// Runner the checks built cannot cross into it.
+			exe := cfg.ModuleExe
+			a.runModule = func(ctx context.Context, name string, params []byte, env module.Env) (action.Result, error) {
+				return module.RunChild(ctx, exe, name, params, env)
+			}
 		}
 	}
 	var err error

@@ -102,10 +102,16 @@ func (a *Agent) handle(ctx context.Context, j job) {
 		return
 	}
 	now := time.Now()
-	if r := a.check(cmd, now); r != nil {
+	runners, r := a.check(cmd, now)
+	if r != nil {
 		log.Warn("refusing a command", "code", r.code, "err", r.err)
 		a.refuse(ctx, j.item, cmd.ID, act.ID, *r)
 		return
+	}
+	if a.runParsed == nil {
+		// Child processes parse their own parameters: do not keep what
+		// the checks built while they run.
+		runners = nil
 	}
 	e, claimed, err := a.journal.claim(journalEntry{Action: act.ID, Command: cmd.ID, ExpireAfter: act.ExpireAfter}, now)
 	switch {
@@ -127,7 +133,7 @@ func (a *Agent) handle(ctx context.Context, j job) {
 		return
 	}
 	log.Info("running a command", "modules", act.Modules(), "name", act.Name)
-	res, ok := a.run(ctx, cmd)
+	res, ok := a.run(ctx, cmd, runners)
 	if !ok {
 		// The agent is stopping: the command stays in the inbox and is
 		// answered as interrupted on the next start.
@@ -137,59 +143,67 @@ func (a *Agent) handle(ctx context.Context, j job) {
 	a.finish(ctx, j.item, res)
 }
 
-// check runs every check of the trust model, in order, and returns the
-// first refusal, or nil.
-func (a *Agent) check(cmd *action.Command, now time.Time) *refusal {
+// check runs every check of the trust model, in order: encoding,
+// signatures, ACL, validity window, replay, target, then each operation's
+// parameters. It returns the first refusal, or the parsed parameters of
+// every operation, which run runs without parsing them again.
+func (a *Agent) check(cmd *action.Command, now time.Time) ([]module.Runner, *refusal) {
 	act := &cmd.Action
 	if err := act.Validate(); err != nil {
-		return &refusal{action.CodeBadEncoding, err}
+		return nil, &refusal{action.CodeBadEncoding, err}
 	}
 	fps, err := sign.VerifyAction(act, a.keyring)
 	switch {
 	case errors.Is(err, sign.ErrUnknownSigner):
-		return &refusal{action.CodeUntrusted, err}
+		return nil, &refusal{action.CodeUntrusted, err}
 	case err != nil:
-		return &refusal{action.CodeBadSignature, err}
+		return nil, &refusal{action.CodeBadSignature, err}
 	}
 	for _, mod := range act.Modules() {
 		if err := a.acl.Authorize(mod, fps); err != nil {
-			return &refusal{action.CodeACLDenied, fmt.Errorf("module %s: %w", mod, err)}
+			return nil, &refusal{action.CodeACLDenied, fmt.Errorf("module %s: %w", mod, err)}
 		}
 	}
 	if now.Before(act.ValidFrom) {
-		return &refusal{action.CodeNotYetValid, fmt.Errorf("action %d is valid from %s, now is %s",
+		return nil, &refusal{action.CodeNotYetValid, fmt.Errorf("action %d is valid from %s, now is %s",
 			act.ID, act.ValidFrom.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
 	}
 	if now.After(act.ExpireAfter) {
-		return &refusal{action.CodeExpired, fmt.Errorf("action %d expired at %s, now is %s",
+		return nil, &refusal{action.CodeExpired, fmt.Errorf("action %d expired at %s, now is %s",
 			act.ID, act.ExpireAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
 	}
 	if e, ok := a.journal.lookup(act.ID); ok {
-		return &refusal{action.CodeReplay, fmt.Errorf("action %d already ran here as command %d", act.ID, e.Command)}
+		return nil, &refusal{action.CodeReplay, fmt.Errorf("action %d already ran here as command %d", act.ID, e.Command)}
 	}
 	expr, err := target.Parse(act.Target)
 	if err != nil {
-		return &refusal{action.CodeNotTargeted, fmt.Errorf("target %q: %w", act.Target, err)}
+		return nil, &refusal{action.CodeNotTargeted, fmt.Errorf("target %q: %w", act.Target, err)}
 	}
 	self := a.self(now)
 	if !target.Eval(expr, &self) {
-		return &refusal{action.CodeNotTargeted, fmt.Errorf("agent %s (%s) does not match target %q", a.id, self.Name, act.Target)}
+		return nil, &refusal{action.CodeNotTargeted, fmt.Errorf("agent %s (%s) does not match target %q", a.id, self.Name, act.Target)}
 	}
+	runners := make([]module.Runner, len(act.Operations))
 	for i, op := range act.Operations {
-		if _, _, err := module.Parse(op.Module, op.Parameters); err != nil {
+		_, r, err := module.Parse(op.Module, op.Parameters)
+		if err != nil {
 			code := action.CodeBadParameters
 			if errors.Is(err, module.ErrUnknownModule) {
 				code = action.CodeUnknownModule
 			}
-			return &refusal{code, fmt.Errorf("operation %d: %w", i, err)}
+			return nil, &refusal{code, fmt.Errorf("operation %d: %w", i, err)}
 		}
+		runners[i] = r
 	}
-	return nil
+	return runners, nil
 }
 
-// run runs every operation of a checked command (in a child process unless
-// Options.RunModule says otherwise) and returns the result message. It returns false if the agent is stopping.
-func (a *Agent) run(ctx context.Context, cmd *action.Command) (*action.ResultMessage, bool) {
+// run runs every operation of a checked command and returns the result
+// message. With Options.RunParsed, runners are what check parsed and run
+// as they are; otherwise runners is nil and each operation goes to a child
+// process (which parses the parameters it is sent) or Options.RunModule.
+// It returns false if the agent is stopping.
+func (a *Agent) run(ctx context.Context, cmd *action.Command, runners []module.Runner) (*action.ResultMessage, bool) {
 	act := &cmd.Action
 	res := &action.ResultMessage{
 		CommandID: cmd.ID, ActionID: act.ID, Status: action.CmdSuccess,
@@ -199,7 +213,14 @@ func (a *Agent) run(ctx context.Context, cmd *action.Command) (*action.ResultMes
 	for i, op := range act.Operations {
 		timeout := min(a.cfg.ModuleTimeout, time.Until(act.ExpireAfter))
 		opCtx, cancel := context.WithTimeout(ctx, timeout)
-		r, err := a.runModule(opCtx, op.Module, op.Parameters, module.Env{MaxProcs: a.cfg.MaxProcs})
+		env := module.Env{MaxProcs: a.cfg.MaxProcs}
+		var r action.Result
+		var err error
+		if runners != nil {
+			r, err = a.runParsed(opCtx, op.Module, runners[i], env)
+		} else {
+			r, err = a.runModule(opCtx, op.Module, op.Parameters, env)
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return nil, false

@@ -87,7 +87,7 @@ func TestMemoryStateAgent(t *testing.T) {
 	// The file module, in process: the test process does not serve
 	// testmodule.
 	a, err := NewWithOptions(c, slog.New(slog.DiscardHandler), natsrelay.Dial,
-		Options{MemoryState: true, RunModule: module.RunLocal})
+		Options{MemoryState: true, RunParsed: module.RunParsed})
 	if err != nil {
 		t.Fatalf("NewWithOptions: %v", err)
 	}

@@ -171,10 +171,21 @@ func ServeChild(ctx context.Context, name string, stdin io.Reader, stdout, stder
 // the module is recovered into an error wrapping ErrCrashed. There is no
 // process to kill, so a module that ignores ctx blocks RunLocal; env.MaxProcs
 // is passed to the module but GOMAXPROCS is left alone.
-func RunLocal(ctx context.Context, name string, params []byte, env Env) (res action.Result, err error) {
+func RunLocal(ctx context.Context, name string, params []byte, env Env) (action.Result, error) {
 	_, r, err := Parse(name, params)
 	if err != nil {
 		return action.Result{}, err
+	}
+	return RunParsed(ctx, name, r, env)
+}
+
+// RunParsed is RunLocal for parameters already parsed: r is what Parse
+// returned for module name. An agent that runs modules in its own process
+// uses it to run the Runner it built when it checked the command, so that
+// each operation's parameters are parsed once.
+func RunParsed(ctx context.Context, name string, r Runner, env Env) (res action.Result, err error) {
+	if r == nil {
+		return action.Result{}, fmt.Errorf("module %s: %w: no parsed parameters", name, ErrCrashed)
 	}
 	defer func() {
 		if p := recover(); p != nil {

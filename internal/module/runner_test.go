@@ -369,6 +369,21 @@ func TestRunLocal(t *testing.T) {
 	}
 }
 
+// TestRunParsed runs a Runner that Parse built, and refuses a missing one
+// with an error rather than a panic.
+func TestRunParsed(t *testing.T) {
+	_, r, err := module.Parse("runnertest", []byte(`{"mode":"ok"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := module.RunParsed(t.Context(), "runnertest", r, module.Env{}); err != nil || !res.Success {
+		t.Errorf("RunParsed = %+v, %v; want a successful result", res, err)
+	}
+	if _, err := module.RunParsed(t.Context(), "runnertest", nil, module.Env{}); !errors.Is(err, module.ErrCrashed) {
+		t.Errorf("RunParsed with a nil runner = %v, want ErrCrashed", err)
+	}
+}
+
 // FuzzServeChild feeds arbitrary requests to the child side: it must never
 // panic, and must either refuse the request (2) or write one valid Result.
 func FuzzServeChild(f *testing.F) {
