@@ -21,6 +21,16 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrLeaseHeld: another owner holds an action's dispatch lease and it
+	// has not expired.
+	ErrLeaseHeld = errors.New("dispatch lease held by another owner")
+	// ErrLeaseLost: the caller no longer holds the action's dispatch lease
+	// (another owner took it over after it expired, or the dispatch was
+	// finished).
+	ErrLeaseLost = errors.New("dispatch lease lost")
+	// ErrNotPending: the action is no longer pending, so nobody may
+	// dispatch it.
+	ErrNotPending = errors.New("action is not pending")
 )
 
 // Store is the server's persistence.
@@ -33,6 +43,10 @@ type Store interface {
 	MarkAgents(ctx context.Context, onlineSince, idleSince time.Time) error
 	// Agents returns the agents matching q, ordered by id.
 	Agents(ctx context.Context, q AgentQuery) ([]action.Agent, error)
+	// AgentRefs returns the IDs and names of the agents matching q,
+	// ordered by id, without reading their other attributes: what fanning
+	// an action out needs.
+	AgentRefs(ctx context.Context, q AgentQuery) ([]AgentRef, error)
 	// CountAgents returns how many agents match the target (nil: all).
 	CountAgents(ctx context.Context, t target.Expr) (int, error)
 	// AgentStatusCounts returns the number of agents in each status.
@@ -65,6 +79,34 @@ type Store interface {
 	// SetActionStatus records an action's status and, when finished is not
 	// zero, its finish time.
 	SetActionStatus(ctx context.Context, id uint64, status string, finished time.Time) error
+
+	// AcquireDispatch takes the dispatch lease of a pending action for
+	// l.Owner until l.Expires, when nobody holds it or its holder's lease
+	// expired before now. ErrNotFound if there is no such action,
+	// ErrNotPending if it is no longer pending, ErrLeaseHeld if another
+	// owner's lease runs at now. Owners are unique per acquisition: an
+	// owner that took a lease and lost it never gets it back.
+	AcquireDispatch(ctx context.Context, l DispatchLease, now time.Time) error
+	// RenewDispatch moves the expiry of a lease the caller holds to
+	// l.Expires (an earlier time gives it up sooner); ErrLeaseLost if l.Owner
+	// no longer holds it.
+	RenewDispatch(ctx context.Context, l DispatchLease) error
+	// DispatchCommands is CreateCommands for the holder of the dispatch
+	// lease of the commands' action, which must be l.ActionID: in the same
+	// transaction it checks that l.Owner still holds the lease (ErrLeaseLost
+	// otherwise, and nothing is stored) and moves its expiry to l.Expires.
+	// A dispatcher whose lease was taken over can therefore never store a
+	// command after the new holder started.
+	DispatchCommands(ctx context.Context, l DispatchLease, cmds []action.Command) error
+	// FinishDispatch records the status of a dispatched action (and, when
+	// finished is not zero, its finish time) and drops its lease, if
+	// l.Owner still holds it; ErrLeaseLost otherwise.
+	FinishDispatch(ctx context.Context, l DispatchLease, status string, finished time.Time) error
+	// StalledDispatches returns, in increasing order, the IDs of the
+	// pending actions whose dispatch lease expired before now, and of those
+	// never leased that were created before unclaimedBefore: dispatches
+	// that a server stopped in the middle of, or never started.
+	StalledDispatches(ctx context.Context, now, unclaimedBefore time.Time) ([]uint64, error)
 
 	// CreateCommands stores commands (status sent) in batches. The action
 	// of each command is referenced by ID, not stored again.
@@ -110,6 +152,23 @@ type AgentQuery struct {
 	Target target.Expr // nil selects all
 	Limit  int         // 0: no limit
 	After  string      // only agents with id > After (paging)
+	// WithoutCommandOf, when not zero, leaves out the agents that have a
+	// command of this action (resuming a dispatch).
+	WithoutCommandOf uint64
+}
+
+// AgentRef is an agent's ID and name.
+type AgentRef struct {
+	ID   string
+	Name string
+}
+
+// DispatchLease says who fans an action out, until when. Owner names one
+// acquisition (a server's identity and a random part), never reused.
+type DispatchLease struct {
+	ActionID uint64
+	Owner    string
+	Expires  time.Time
 }
 
 // CommandQuery selects commands. Zero fields do not filter.

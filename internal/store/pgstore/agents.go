@@ -177,22 +177,40 @@ func targetCond(t target.Expr, a *args) (string, error) {
 	return "(" + cond + ")", nil
 }
 
-// Agents returns the agents matching q, ordered by id (byte-wise).
-func (s *Store) Agents(ctx context.Context, q store.AgentQuery) ([]action.Agent, error) {
+// agentWhere returns the WHERE clause (conditions, ORDER BY and LIMIT) of a
+// query of the agents table that q selects, with its arguments.
+func agentWhere(q store.AgentQuery) (string, args, error) {
 	var a args
 	cond, err := targetCond(q.Target, &a)
 	if err != nil {
+		return "", nil, err
+	}
+	where := ` WHERE ` + cond
+	if q.WithoutCommandOf != 0 {
+		aid, err := store.DBID("action", q.WithoutCommandOf)
+		if err != nil {
+			return "", nil, fmt.Errorf("query agents: %w", err)
+		}
+		// Not correlated: PostgreSQL hashes the action's agents once.
+		where += ` AND id NOT IN (SELECT agent_id FROM commands WHERE action_id = ` + a.add(aid) + `)`
+	}
+	if q.After != "" {
+		where += ` AND id > ` + a.add(pgText(q.After))
+	}
+	where += ` ORDER BY id`
+	if q.Limit > 0 {
+		where += ` LIMIT ` + a.add(q.Limit)
+	}
+	return where, a, nil
+}
+
+// Agents returns the agents matching q, ordered by id (byte-wise).
+func (s *Store) Agents(ctx context.Context, q store.AgentQuery) ([]action.Agent, error) {
+	where, a, err := agentWhere(q)
+	if err != nil {
 		return nil, err
 	}
-	query := `SELECT ` + agentCols + ` FROM agents WHERE ` + cond
-	if q.After != "" {
-		query += ` AND id > ` + a.add(pgText(q.After))
-	}
-	query += ` ORDER BY id`
-	if q.Limit > 0 {
-		query += ` LIMIT ` + a.add(q.Limit)
-	}
-	rows, err := s.pool.Query(ctx, query, a...)
+	rows, err := s.pool.Query(ctx, `SELECT `+agentCols+` FROM agents`+where, a...)
 	if err != nil {
 		return nil, fmt.Errorf("query agents: %w", err)
 	}
@@ -207,6 +225,32 @@ func (s *Store) Agents(ctx context.Context, q store.AgentQuery) ([]action.Agent,
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query agents: %w", err)
+	}
+	return out, nil
+}
+
+// AgentRefs returns the IDs and names of the agents matching q, ordered by
+// id (byte-wise); only those two columns are read.
+func (s *Store) AgentRefs(ctx context.Context, q store.AgentQuery) ([]store.AgentRef, error) {
+	where, a, err := agentWhere(q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, name FROM agents`+where, a...)
+	if err != nil {
+		return nil, fmt.Errorf("query agent ids: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.AgentRef, 0, min(max(q.Limit, 0), 4096))
+	for rows.Next() {
+		var r store.AgentRef
+		if err := rows.Scan(&r.ID, &r.Name); err != nil {
+			return nil, fmt.Errorf("query agent ids: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query agent ids: %w", err)
 	}
 	return out, nil
 }

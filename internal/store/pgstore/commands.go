@@ -24,20 +24,43 @@ func (s *Store) CreateCommands(ctx context.Context, cmds []action.Command) error
 	if len(cmds) == 0 {
 		return nil
 	}
+	actionIDs, rows, err := commandRows(cmds)
+	if err != nil {
+		return err
+	}
+	err = s.inTx(ctx, "create commands", func(tx pgx.Tx) error {
+		if err := checkActionsExist(ctx, tx, actionIDs); err != nil {
+			return err
+		}
+		// New sent commands: their actions must be swept again.
+		if _, err := tx.Exec(ctx, `UPDATE actions SET swept = false WHERE id = ANY($1) AND swept`, actionIDs); err != nil {
+			return fmt.Errorf("reopen actions for expiry: %w", err)
+		}
+		return copyCommands(ctx, tx, rows)
+	})
+	if err != nil {
+		return fmt.Errorf("create %d commands starting with %d: %w", len(cmds), cmds[0].ID, err)
+	}
+	return nil
+}
+
+// commandRows checks what CreateCommands needs of each command and returns
+// the IDs of their actions, sorted, and the rows to COPY.
+func commandRows(cmds []action.Command) ([]int64, [][]any, error) {
 	actionSet := map[int64]bool{}
 	for _, c := range cmds {
 		if _, err := store.DBID("command", c.ID); err != nil {
-			return fmt.Errorf("create commands: %w", err)
+			return nil, nil, fmt.Errorf("create commands: %w", err)
 		}
 		aid, err := store.DBID("action", c.Action.ID)
 		if err != nil {
-			return fmt.Errorf("create command %d: %w", c.ID, err)
+			return nil, nil, fmt.Errorf("create command %d: %w", c.ID, err)
 		}
 		if c.AgentID == "" {
-			return fmt.Errorf("create command %d: empty agent id", c.ID)
+			return nil, nil, fmt.Errorf("create command %d: empty agent id", c.ID)
 		}
 		if !validText(c.AgentID) {
-			return fmt.Errorf("create command %d: agent id %q is not valid UTF-8 text", c.ID, c.AgentID)
+			return nil, nil, fmt.Errorf("create command %d: agent id %q is not valid UTF-8 text", c.ID, c.AgentID)
 		}
 		actionSet[aid] = true
 	}
@@ -56,29 +79,21 @@ func (s *Store) CreateCommands(ctx context.Context, cmds []action.Command) error
 		ts, ns := splitTime(st)
 		rows[i] = []any{int64(c.ID), int64(c.Action.ID), c.AgentID, pgText(c.AgentName), action.CmdSent, ts, ns}
 	}
-	err := s.inTx(ctx, "create commands", func(tx pgx.Tx) error {
-		if err := checkActionsExist(ctx, tx, actionIDs); err != nil {
-			return err
-		}
-		// New sent commands: their actions must be swept again.
-		if _, err := tx.Exec(ctx, `UPDATE actions SET swept = false WHERE id = ANY($1) AND swept`, actionIDs); err != nil {
-			return fmt.Errorf("reopen actions for expiry: %w", err)
-		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"commands"},
-			[]string{"id", "action_id", "agent_id", "agent_name", "status", "starttime", "starttime_ns"},
-			pgx.CopyFromRows(rows))
-		switch pgCode(err) {
-		case codeUniqueViolation:
-			return fmt.Errorf("a command id: %w", store.ErrExists)
-		case codeForeignKeyViolation:
-			return fmt.Errorf("an action: %w", store.ErrNotFound)
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("create %d commands starting with %d: %w", len(cmds), cmds[0].ID, err)
+	return actionIDs, rows, nil
+}
+
+// copyCommands writes rows made by commandRows with one COPY.
+func copyCommands(ctx context.Context, tx pgx.Tx, rows [][]any) error {
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"commands"},
+		[]string{"id", "action_id", "agent_id", "agent_name", "status", "starttime", "starttime_ns"},
+		pgx.CopyFromRows(rows))
+	switch pgCode(err) {
+	case codeUniqueViolation:
+		return fmt.Errorf("a command id: %w", store.ErrExists)
+	case codeForeignKeyViolation:
+		return fmt.Errorf("an action: %w", store.ErrNotFound)
 	}
-	return nil
+	return err
 }
 
 // checkActionsExist returns ErrNotFound naming the first of ids (sorted)

@@ -117,23 +117,43 @@ func targetCond(t target.Expr) (string, []any, error) {
 	return "(" + cond + ")", args, nil
 }
 
+// agentWhere returns the WHERE clause (conditions, ORDER BY and LIMIT) of a
+// query of the agents table that q selects, and its arguments.
+func agentWhere(q store.AgentQuery) (string, []any, error) {
+	cond, args, err := targetCond(q.Target)
+	if err != nil {
+		return "", nil, err
+	}
+	where := ` WHERE ` + cond
+	if q.WithoutCommandOf != 0 {
+		aid, err := store.DBID("action", q.WithoutCommandOf)
+		if err != nil {
+			return "", nil, fmt.Errorf("query agents: %w", err)
+		}
+		// Not correlated: SQLite builds the set of the action's agents
+		// once, from the commands_action index.
+		where += ` AND id NOT IN (SELECT agent_id FROM commands WHERE action_id = ?)`
+		args = append(args, aid)
+	}
+	if q.After != "" {
+		where += ` AND id > ?`
+		args = append(args, q.After)
+	}
+	where += ` ORDER BY id`
+	if q.Limit > 0 {
+		where += ` LIMIT ?`
+		args = append(args, q.Limit)
+	}
+	return where, args, nil
+}
+
 // Agents returns the agents matching q, ordered by id.
 func (s *Store) Agents(ctx context.Context, q store.AgentQuery) ([]action.Agent, error) {
-	cond, args, err := targetCond(q.Target)
+	where, args, err := agentWhere(q)
 	if err != nil {
 		return nil, err
 	}
-	query := `SELECT ` + agentCols + ` FROM agents WHERE ` + cond
-	if q.After != "" {
-		query += ` AND id > ?`
-		args = append(args, q.After)
-	}
-	query += ` ORDER BY id`
-	if q.Limit > 0 {
-		query += ` LIMIT ?`
-		args = append(args, q.Limit)
-	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+agentCols+` FROM agents`+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query agents: %w", err)
 	}
@@ -148,6 +168,32 @@ func (s *Store) Agents(ctx context.Context, q store.AgentQuery) ([]action.Agent,
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query agents: %w", err)
+	}
+	return out, nil
+}
+
+// AgentRefs returns the IDs and names of the agents matching q, ordered by
+// id; only those two columns are read.
+func (s *Store) AgentRefs(ctx context.Context, q store.AgentQuery) ([]store.AgentRef, error) {
+	where, args, err := agentWhere(q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name FROM agents`+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query agent ids: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.AgentRef, 0, min(max(q.Limit, 0), 4096))
+	for rows.Next() {
+		var r store.AgentRef
+		if err := rows.Scan(&r.ID, &r.Name); err != nil {
+			return nil, fmt.Errorf("query agent ids: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query agent ids: %w", err)
 	}
 	return out, nil
 }

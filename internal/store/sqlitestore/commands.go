@@ -22,19 +22,9 @@ func (s *Store) CreateCommands(ctx context.Context, cmds []action.Command) error
 	if len(cmds) == 0 {
 		return nil
 	}
-	actionIDs := map[int64]bool{}
-	for _, c := range cmds {
-		if _, err := store.DBID("command", c.ID); err != nil {
-			return fmt.Errorf("create commands: %w", err)
-		}
-		aid, err := store.DBID("action", c.Action.ID)
-		if err != nil {
-			return fmt.Errorf("create command %d: %w", c.ID, err)
-		}
-		if c.AgentID == "" {
-			return fmt.Errorf("create command %d: empty agent id", c.ID)
-		}
-		actionIDs[aid] = true
+	actionIDs, err := checkCommands(cmds)
+	if err != nil {
+		return err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -44,10 +34,44 @@ func (s *Store) CreateCommands(ctx context.Context, cmds []action.Command) error
 	if err := checkActionsExist(ctx, tx, actionIDs); err != nil {
 		return err
 	}
+	if err := insertCommands(ctx, tx, cmds); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create commands: commit: %w", err)
+	}
+	return nil
+}
+
+// checkCommands checks what CreateCommands needs of each command and
+// returns the set of their actions.
+func checkCommands(cmds []action.Command) (map[int64]bool, error) {
+	actionIDs := map[int64]bool{}
+	for _, c := range cmds {
+		if _, err := store.DBID("command", c.ID); err != nil {
+			return nil, fmt.Errorf("create commands: %w", err)
+		}
+		aid, err := store.DBID("action", c.Action.ID)
+		if err != nil {
+			return nil, fmt.Errorf("create command %d: %w", c.ID, err)
+		}
+		if c.AgentID == "" {
+			return nil, fmt.Errorf("create command %d: empty agent id", c.ID)
+		}
+		actionIDs[aid] = true
+	}
+	return actionIDs, nil
+}
+
+// insertCommands inserts commands (checked by checkCommands, their actions
+// stored) in status sent with multi-row INSERTs, and adds them to their
+// actions' counters, in tx.
+func insertCommands(ctx context.Context, tx *sql.Tx, cmds []action.Command) error {
 	const cols = 6
 	now := time.Now()
 	per := rowsPerChunk(cols)
 	args := make([]any, 0, cols*min(len(cmds), per))
+	var q string
 	for start := 0; start < len(cmds); start += per {
 		chunk := cmds[start:min(len(cmds), start+per)]
 		args = args[:0]
@@ -58,8 +82,10 @@ func (s *Store) CreateCommands(ctx context.Context, cmds []action.Command) error
 			}
 			args = append(args, int64(c.ID), int64(c.Action.ID), c.AgentID, c.AgentName, action.CmdSent, formatTime(st))
 		}
-		q := `INSERT INTO commands (id, action_id, agent_id, agent_name, status, starttime) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("("+placeholders(cols)+"), ", len(chunk)), ", ")
+		if start == 0 || len(chunk) < per {
+			q = `INSERT INTO commands (id, action_id, agent_id, agent_name, status, starttime) VALUES ` +
+				strings.TrimSuffix(strings.Repeat("("+placeholders(cols)+"), ", len(chunk)), ", ")
+		}
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("create %d commands starting with %d: a command id: %w", len(chunk), chunk[0].ID, store.ErrExists)
@@ -67,8 +93,16 @@ func (s *Store) CreateCommands(ctx context.Context, cmds []action.Command) error
 			return fmt.Errorf("create %d commands starting with %d: %w", len(chunk), chunk[0].ID, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create commands: commit: %w", err)
+	// The counters (migration 0003): one upsert per action.
+	perAction := map[int64]int{}
+	for _, c := range cmds {
+		perAction[int64(c.Action.ID)]++
+	}
+	for aid, n := range perAction {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO action_counts (action_id, status, n) VALUES (?, ?, ?)
+			ON CONFLICT (action_id, status) DO UPDATE SET n = n + excluded.n`, aid, action.CmdSent, n); err != nil {
+			return fmt.Errorf("create commands: count commands of action %d: %w", aid, err)
+		}
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AgentUpsert", testAgentUpsert},
 		{"AgentLiveness", testAgentLiveness},
 		{"AgentTargets", testAgentTargets},
+		{"AgentRefs", testAgentRefs},
 		{"AgentCredentials", testAgentCredentials},
 		{"Investigators", testInvestigators},
 		{"ActionCreate", testActionCreate},
@@ -58,6 +59,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TimesOutOfRange", testTimesOutOfRange},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"TwoInstances", testTwoInstances},
+		{"DispatchLease", testDispatchLease},
+		{"DispatchLeaseTwoInstances", testDispatchLeaseTwoInstances},
 		{"MigrateFromEmpty", testMigrateFromEmpty},
 		{"Reopen", testReopen},
 	}
