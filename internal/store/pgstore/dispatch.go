@@ -64,7 +64,6 @@ func (s *Store) AcquireDispatch(ctx context.Context, l store.DispatchLease, now 
 	return fmt.Errorf("acquire dispatch of action %d: %w", l.ActionID, store.ErrLeaseHeld)
 }
 
-
 // renewLease moves the expiry of l (and reopens the action for expiry: the
 // holder is about to add sent commands), or returns ErrLeaseLost when
 // l.Owner no longer holds the lease. In a transaction, it keeps the action's
