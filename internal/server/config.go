@@ -13,10 +13,15 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/migplatform/mig/internal/relay"
+	"github.com/migplatform/mig/internal/relay/natsrelay"
 )
 
 // Default ports. They stay clear of the standard ports of NATS (4222),
@@ -60,12 +65,35 @@ type Config struct {
 		// URL, when set, is an external NATS (nats://host:4222 or
 		// tls://..., several comma-separated for a cluster): no relay is
 		// embedded, the server connects to it as User with Password and
-		// receives in the queue group shared by every mig-server. Agents'
-		// per-agent permissions then come from that NATS's own
-		// configuration (see internal/relay/natsrelay).
+		// receives in the queue group shared by every mig-server. Agents
+		// log in with their own credentials when CalloutIssuer is set
+		// (mig-server answers the NATS's auth callout); otherwise their
+		// per-agent permissions must come from that NATS's own
+		// configuration.
 		URL      string `json:"url"`
 		User     string `json:"user"`
 		Password string `json:"password"`
+		// CalloutIssuer, with an external NATS, is a file holding the nkey
+		// seed ("SA...") of the NATS's auth_callout issuer: mig-server then
+		// answers the NATS's authorization requests, checking each agent's
+		// password against the store and granting it its own subjects
+		// only. "mig-server -gen-callout-key DIR" makes the keys and prints
+		// the nats-server configuration.
+		CalloutIssuer string `json:"calloutissuer"`
+		// CalloutXKey is a file holding the seed ("SX...") of the
+		// auth_callout's xkey: requests, which carry agents' passwords,
+		// arrive encrypted to it. Recommended.
+		CalloutXKey string `json:"calloutxkey"`
+		// CalloutAccount is the NATS account agents are placed in, the one
+		// User is in; default "$G" (users configured without accounts).
+		CalloutAccount string `json:"calloutaccount"`
+		// CalloutTTL is how long an agent's login lasts before the NATS
+		// asks again, and so how long a revoked agent may stay connected;
+		// default 10m, at least 1m.
+		CalloutTTL Duration `json:"calloutttl"`
+		// Cluster makes the embedded relay one node of a NATS cluster
+		// formed by several mig-server processes; see RelayCluster.
+		Cluster RelayCluster `json:"cluster"`
 		// ManagementURL, with an amqp:// or amqps:// URL, is RabbitMQ's
 		// management API (https://admin:password@rabbit:15671) through which
 		// the server creates one RabbitMQ user per agent at enrollment.
@@ -93,6 +121,45 @@ type Config struct {
 	} `json:"agents"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"loglevel"`
+}
+
+// RelayCluster makes the embedded relay a node of a NATS cluster: several
+// mig-server processes, each with its own node, route messages between
+// them, and every node checks agents against the shared store (PostgreSQL).
+// The cluster is on when Listen is set.
+type RelayCluster struct {
+	// Name is the cluster's name, the same on every node.
+	Name string `json:"name"`
+	// NodeName is this node's name, unique in the cluster; default the
+	// host name and the port of relay.listen.
+	NodeName string `json:"nodename"`
+	// Listen is the host:port other nodes connect to (NATS uses 6222).
+	Listen string `json:"listen"`
+	// Routes are the other nodes' route URLs, nats-route://host:port;
+	// nodes learn the rest of the cluster from the ones they reach.
+	Routes []string `json:"routes"`
+	// User and Password authenticate nodes to each other, the same on
+	// every node.
+	User     string `json:"user"`
+	Password string `json:"password"`
+	// TLS protects the routes: each node presents Cert (default api.cert)
+	// with Key (default api.key) and requires the other nodes' certificates
+	// to verify against CA. Set CA to turn TLS on; strongly recommended
+	// beyond one host, since commands and results cross the routes.
+	TLS struct {
+		Cert string `json:"cert"`
+		Key  string `json:"key"`
+		CA   string `json:"ca"`
+	} `json:"tls"`
+}
+
+// enabled reports whether the cluster is configured.
+func (c *RelayCluster) enabled() bool { return c.Listen != "" }
+
+// set reports whether any cluster setting is set.
+func (c *RelayCluster) set() bool {
+	return c.Name != "" || c.NodeName != "" || c.Listen != "" || len(c.Routes) > 0 || c.User != "" ||
+		c.Password != "" || c.TLS.Cert != "" || c.TLS.Key != "" || c.TLS.CA != ""
 }
 
 // DefaultConfig returns the defaults.
@@ -140,6 +207,22 @@ func ApplyEnv(c *Config, getenv func(string) string) {
 	set("MIG_SERVER_RELAY_USER", &c.Relay.User)
 	set("MIG_SERVER_RELAY_PASSWORD", &c.Relay.Password)
 	set("MIG_SERVER_LOGLEVEL", &c.LogLevel)
+	set("MIG_SERVER_RELAY_CALLOUTISSUER", &c.Relay.CalloutIssuer)
+	set("MIG_SERVER_RELAY_CALLOUTXKEY", &c.Relay.CalloutXKey)
+	set("MIG_SERVER_RELAY_CALLOUTACCOUNT", &c.Relay.CalloutAccount)
+	set("MIG_SERVER_RELAY_CLUSTER_NAME", &c.Relay.Cluster.Name)
+	set("MIG_SERVER_RELAY_CLUSTER_NODENAME", &c.Relay.Cluster.NodeName)
+	set("MIG_SERVER_RELAY_CLUSTER_LISTEN", &c.Relay.Cluster.Listen)
+	set("MIG_SERVER_RELAY_CLUSTER_USER", &c.Relay.Cluster.User)
+	set("MIG_SERVER_RELAY_CLUSTER_PASSWORD", &c.Relay.Cluster.Password)
+	if v := getenv("MIG_SERVER_RELAY_CLUSTER_ROUTES"); v != "" {
+		c.Relay.Cluster.Routes = nil
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				c.Relay.Cluster.Routes = append(c.Relay.Cluster.Routes, r)
+			}
+		}
+	}
 	if v := getenv("MIG_SERVER_ENROLLMENT_TOKEN"); v != "" {
 		c.EnrollmentTokens = append(c.EnrollmentTokens, v)
 	}
@@ -165,6 +248,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("relay.managementurl: required with a RabbitMQ relay, to give each agent its own RabbitMQ user"))
 		}
 	}
+	errs = append(errs, c.validateCallout()...)
+	errs = append(errs, c.validateCluster()...)
 	if c.API.Cert == "" || c.API.Key == "" {
 		errs = append(errs, errors.New("api.cert and api.key are required (the API is served over TLS only)"))
 	}
@@ -243,4 +328,198 @@ func isAMQP(scheme string) bool { return scheme == "amqp" || scheme == "amqps" }
 // isAMQPURL reports whether a relay URL names RabbitMQ.
 func isAMQPURL(s string) bool {
 	return strings.HasPrefix(s, "amqp://") || strings.HasPrefix(s, "amqps://")
+}
+
+// Bounds of relay.calloutttl.
+const (
+	minCalloutTTL = time.Minute
+	maxCalloutTTL = 24 * time.Hour
+)
+
+// validateCallout checks the relay.callout* settings.
+func (c *Config) validateCallout() []error {
+	r := &c.Relay
+	if r.CalloutIssuer == "" {
+		var errs []error
+		if r.CalloutXKey != "" || r.CalloutAccount != "" || r.CalloutTTL != 0 {
+			errs = append(errs, errors.New("relay.calloutxkey, relay.calloutaccount and relay.calloutttl need relay.calloutissuer"))
+		}
+		return errs
+	}
+	var errs []error
+	if r.URL == "" || isAMQPURL(r.URL) {
+		errs = append(errs, errors.New("relay.calloutissuer: only with an external NATS (relay.url nats:// or tls://); "+
+			"the embedded relay checks agents itself and RabbitMQ has a user per agent"))
+	}
+	if r.User == "" || r.Password == "" {
+		errs = append(errs, errors.New("relay.calloutissuer: relay.user and relay.password are required "+
+			"(a user in the NATS's auth_callout auth_users, which answers the callout)"))
+	}
+	if r.CalloutTTL != 0 && (time.Duration(r.CalloutTTL) < minCalloutTTL || time.Duration(r.CalloutTTL) > maxCalloutTTL) {
+		errs = append(errs, fmt.Errorf("relay.calloutttl %s: want between %s and %s",
+			time.Duration(r.CalloutTTL), minCalloutTTL, maxCalloutTTL))
+	}
+	if strings.ContainsAny(r.CalloutAccount, " \t\r\n.*>") {
+		errs = append(errs, fmt.Errorf("relay.calloutaccount %q: not a NATS account name", r.CalloutAccount))
+	}
+	return errs
+}
+
+// validateCluster checks relay.cluster.
+func (c *Config) validateCluster() []error {
+	cl := &c.Relay.Cluster
+	if !cl.set() {
+		return nil
+	}
+	if !cl.enabled() {
+		return []error{errors.New("relay.cluster.listen: required to make the embedded relay a cluster node (other relay.cluster settings are set)")}
+	}
+	var errs []error
+	if c.Relay.URL != "" {
+		errs = append(errs, errors.New("relay.cluster: only with the embedded relay, not with relay.url "+
+			"(an external NATS cluster is configured in nats-server)"))
+	}
+	if !isPostgres(c.Store) {
+		errs = append(errs, errors.New("relay.cluster: the servers of a cluster need a shared store (store: postgres://...)"))
+	}
+	if cl.Name == "" {
+		errs = append(errs, errors.New("relay.cluster.name: required, the same on every node"))
+	} else if strings.ContainsAny(cl.Name, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("relay.cluster.name %q: no spaces", cl.Name))
+	}
+	if strings.ContainsAny(cl.NodeName, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("relay.cluster.nodename %q: no spaces", cl.NodeName))
+	}
+	if _, port, err := net.SplitHostPort(cl.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("relay.cluster.listen %q: %v", cl.Listen, err))
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		errs = append(errs, fmt.Errorf("relay.cluster.listen %q: bad port", cl.Listen))
+	}
+	if cl.User == "" {
+		errs = append(errs, errors.New("relay.cluster.user: required, the same on every node"))
+	}
+	if len(cl.Password) < 16 {
+		errs = append(errs, errors.New("relay.cluster.password: required, at least 16 characters, the same on every node"))
+	}
+	for i, r := range cl.Routes {
+		u, err := url.Parse(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay.cluster.routes[%d]: does not parse, want nats-route://host:port", i))
+		} else if u.Scheme != "nats-route" || u.Host == "" || u.Port() == "" {
+			errs = append(errs, fmt.Errorf("relay.cluster.routes[%d] %q: want nats-route://host:port", i, u.Redacted()))
+		} else if u.User != nil {
+			errs = append(errs, fmt.Errorf("relay.cluster.routes[%d] %q: no credentials in routes (relay.cluster.user and password are used)", i, u.Redacted()))
+		}
+	}
+	if (cl.TLS.Cert != "" || cl.TLS.Key != "") && cl.TLS.CA == "" {
+		errs = append(errs, errors.New("relay.cluster.tls.ca: required with relay.cluster.tls.cert or key, to verify the other nodes"))
+	}
+	if (cl.TLS.Cert == "") != (cl.TLS.Key == "") {
+		errs = append(errs, errors.New("relay.cluster.tls: cert and key go together (both default to api.cert and api.key)"))
+	}
+	return errs
+}
+
+// Files GenCalloutKeys writes.
+const (
+	CalloutIssuerFile = "callout-issuer.nk"
+	CalloutXKeyFile   = "callout-xkey.nk"
+)
+
+// GenCalloutKeys makes the auth callout's issuer and xkey in dir (created
+// if needed, files mode 0600, never overwritten) and a password for the hub,
+// and writes to w the nats-server configuration to add on every node and
+// the relay settings of mig-server's configuration.
+func GenCalloutKeys(dir string, w io.Writer) error {
+	if dir == "" {
+		return errors.New("-gen-callout-key: give the directory to write the keys in")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("-gen-callout-key: %w", err)
+	}
+	issuerSeed, xkeySeed, err := natsrelay.NewCalloutKeys()
+	if err != nil {
+		return err
+	}
+	issuer, err := natsrelay.ParseCalloutIssuer(issuerSeed)
+	if err != nil {
+		return err
+	}
+	xkey, err := natsrelay.ParseCalloutXKey(xkeySeed)
+	if err != nil {
+		return err
+	}
+	issuerPub, _ := issuer.PublicKey()
+	xkeyPub, _ := xkey.PublicKey()
+	hubPass, err := relay.NewPassword()
+	if err != nil {
+		return err
+	}
+	natsConf, err := natsrelay.CalloutNATSConfig(natsrelay.CalloutNATSOptions{Issuer: issuerPub, XKey: xkeyPub, HubPassword: hubPass})
+	if err != nil {
+		return err
+	}
+	issuerPath, xkeyPath := filepath.Join(dir, CalloutIssuerFile), filepath.Join(dir, CalloutXKeyFile)
+	for _, p := range []string{issuerPath, xkeyPath} {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("-gen-callout-key: %s exists; not overwriting a key nats-servers may trust", p)
+		}
+	}
+	if err := writeNewFile(issuerPath, append(issuerSeed, '\n')); err != nil {
+		return err
+	}
+	if err := writeNewFile(xkeyPath, append(xkeySeed, '\n')); err != nil {
+		_ = os.Remove(issuerPath)
+		return err
+	}
+	var rc struct {
+		URL           string `json:"url"`
+		User          string `json:"user"`
+		Password      string `json:"password"`
+		CalloutIssuer string `json:"calloutissuer"`
+		CalloutXKey   string `json:"calloutxkey"`
+	}
+	rc.URL = "tls://nats1.example.net:4222,tls://nats2.example.net:4222,tls://nats3.example.net:4222"
+	rc.User, rc.Password = natsrelay.HubUser, hubPass
+	rc.CalloutIssuer, rc.CalloutXKey = issuerPath, xkeyPath
+	if abs, err := filepath.Abs(issuerPath); err == nil {
+		rc.CalloutIssuer = abs
+	}
+	if abs, err := filepath.Abs(xkeyPath); err == nil {
+		rc.CalloutXKey = abs
+	}
+	relayJSON, err := json.MarshalIndent(map[string]any{"relay": rc}, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, `Wrote %s (issuer %s)
+  and %s (xkey %s).
+Keep them, and the password below, secret.
+
+Add this to the configuration of every nats-server node (v2.10 or later):
+
+%s
+and this to every mig-server's configuration (with your NATS URLs):
+
+%s
+`, issuerPath, issuerPub, xkeyPath, xkeyPub, natsConf, relayJSON)
+	return err
+}
+
+// writeNewFile creates path, which must not exist, with mode 0600.
+func writeNewFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		_ = os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(path)
+		return err
+	}
+	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/migplatform/mig/internal/api"
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/relay/amqprelay"
@@ -34,12 +36,15 @@ type Server struct {
 	hub   relay.Hub
 	// provisioner creates RabbitMQ users for agents; nil on NATS.
 	provisioner *amqprelay.Provisioner
-	http        *http.Server
-	apiURL      string
-	relayURL    string
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
-	errc        chan error
+	// callout answers an external NATS's auth callout; nil without
+	// relay.calloutissuer.
+	callout  *natsrelay.Callout
+	http     *http.Server
+	apiURL   string
+	relayURL string
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errc     chan error
 }
 
 // Start starts the store, relay, scheduler and API described by cfg. Stop it
@@ -72,7 +77,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error
 	s.Store = st
 
 	if cfg.Relay.URL != "" {
-		if err := s.connectExternalRelay(ctx, cfg, logger); err != nil {
+		if err := s.connectExternalRelay(ctx, cfg, st, logger); err != nil {
 			return nil, err
 		}
 	} else if err := s.startEmbeddedRelay(ctx, cfg, tlsConf, st, logger); err != nil {
@@ -148,6 +153,9 @@ func (s *Server) Close() {
 		s.cancel()
 	}
 	s.wg.Wait()
+	if s.callout != nil {
+		_ = s.callout.Close()
+	}
 	if s.hub != nil {
 		_ = s.hub.Close()
 	}
@@ -159,24 +167,47 @@ func (s *Server) Close() {
 	}
 }
 
+// authenticateAgents returns the check of an agent's relay password
+// against its credential in the store, which the embedded relay and the
+// auth callout both make.
+func authenticateAgents(ctx context.Context, st store.Store) func(agentID, password string) bool {
+	ctx = context.WithoutCancel(ctx)
+	return func(agentID, password string) bool {
+		c, err := st.AgentCredential(ctx, agentID)
+		if err != nil {
+			return false
+		}
+		return relay.CheckPassword(c.PasswordHash, password)
+	}
+}
+
 // startEmbeddedRelay starts the NATS relay inside this process, which
-// authenticates agents against the store, and the hub on it.
+// authenticates agents against the store, and the hub on it; with
+// relay.cluster, the relay is one node of a cluster.
 func (s *Server) startEmbeddedRelay(ctx context.Context, cfg Config, tlsConf *tls.Config, st store.Store, logger *slog.Logger) error {
-	authCtx := context.WithoutCancel(ctx)
-	rs, err := natsrelay.StartServer(natsrelay.ServerConfig{
-		Listen: cfg.Relay.Listen,
-		TLS:    tlsConf.Clone(),
-		Logger: logger,
-		Authenticate: func(agentID, password string) bool {
-			c, err := st.AgentCredential(authCtx, agentID)
-			if err != nil {
-				return false
-			}
-			return relay.CheckPassword(c.PasswordHash, password)
-		},
-	})
+	scfg := natsrelay.ServerConfig{
+		Listen:       cfg.Relay.Listen,
+		TLS:          tlsConf.Clone(),
+		Logger:       logger,
+		Authenticate: authenticateAgents(ctx, st),
+	}
+	if cfg.Relay.Cluster.enabled() {
+		cc, err := clusterConfig(cfg)
+		if err != nil {
+			return err
+		}
+		if cc.TLS == nil {
+			s.log.Warn("relay cluster routes are not encrypted: set relay.cluster.tls.ca unless every node is on one trusted host or network")
+		}
+		scfg.Cluster = cc
+	}
+	rs, err := natsrelay.StartServer(scfg)
 	if err != nil {
 		return fmt.Errorf("relay on %s: %w", cfg.Relay.Listen, err)
+	}
+	if scfg.Cluster != nil {
+		s.log.Info("relay cluster node started", "cluster", scfg.Cluster.Name, "node", scfg.Cluster.NodeName,
+			"route", rs.RouteURL(), "routes", len(scfg.Cluster.Routes))
 	}
 	s.relay = rs
 	s.relayURL = cfg.Relay.PublicURL
@@ -193,8 +224,9 @@ func (s *Server) startEmbeddedRelay(ctx context.Context, cfg Config, tlsConf *tl
 
 // connectExternalRelay connects the hub to an external NATS (relay.url),
 // verifying its certificate with relay.ca when set (and the system's roots
-// otherwise) for tls:// URLs.
-func (s *Server) connectExternalRelay(ctx context.Context, cfg Config, logger *slog.Logger) error {
+// otherwise) for tls:// URLs, and starts answering the NATS's auth callout
+// with relay.calloutissuer.
+func (s *Server) connectExternalRelay(ctx context.Context, cfg Config, st store.Store, logger *slog.Logger) error {
 	var hubTLS *tls.Config
 	if strings.Contains(cfg.Relay.URL, "tls://") || cfg.Relay.CA != "" {
 		hubTLS = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -237,7 +269,113 @@ func (s *Server) connectExternalRelay(ctx context.Context, cfg Config, logger *s
 	if s.relayURL == "" {
 		s.relayURL = cfg.Relay.URL
 	}
+	if cfg.Relay.CalloutIssuer == "" {
+		s.log.Info("external NATS without relay.calloutissuer: agents' credentials and permissions must come from the NATS's own configuration")
+		return nil
+	}
+	ccfg, err := s.calloutConfig(cfg, st)
+	if err != nil {
+		return err
+	}
+	co, err := natsrelay.StartCallout(ctx, cfg.Relay.URL, cfg.Relay.User, cfg.Relay.Password, hubTLS, ccfg)
+	if err != nil {
+		return fmt.Errorf("relay.calloutissuer: %w", err)
+	}
+	s.callout = co
 	return nil
+}
+
+// calloutConfig loads the auth callout's keys named by the configuration.
+func (s *Server) calloutConfig(cfg Config, st store.Store) (natsrelay.CalloutConfig, error) {
+	issuer, err := loadSeed("relay.calloutissuer", cfg.Relay.CalloutIssuer, natsrelay.ParseCalloutIssuer, s.log)
+	if err != nil {
+		return natsrelay.CalloutConfig{}, err
+	}
+	cc := natsrelay.CalloutConfig{
+		Issuer:       issuer,
+		Account:      cfg.Relay.CalloutAccount,
+		TTL:          time.Duration(cfg.Relay.CalloutTTL),
+		Authenticate: authenticateAgents(context.Background(), st),
+		Logger:       s.log,
+	}
+	if cfg.Relay.CalloutXKey != "" {
+		if cc.XKey, err = loadSeed("relay.calloutxkey", cfg.Relay.CalloutXKey, natsrelay.ParseCalloutXKey, s.log); err != nil {
+			return natsrelay.CalloutConfig{}, err
+		}
+	} else {
+		s.log.Warn("relay.calloutxkey is not set: agents' passwords cross the NATS callout account in clear text")
+	}
+	return cc, nil
+}
+
+// loadSeed reads an nkey seed file and parses it; errors name the setting
+// and the file, never the seed. A file others may read is logged.
+func loadSeed(setting, path string, parse func([]byte) (nkeys.KeyPair, error), log *slog.Logger) (nkeys.KeyPair, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("a key file is readable by other users than its owner", "setting", setting, "file", path, "mode", fi.Mode().Perm().String())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	kp, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", setting, path, err)
+	}
+	return kp, nil
+}
+
+// clusterConfig returns the embedded relay's cluster settings, with the
+// routes' TLS configuration loaded.
+func clusterConfig(cfg Config) (*natsrelay.ClusterConfig, error) {
+	cl := cfg.Relay.Cluster
+	cc := &natsrelay.ClusterConfig{
+		Name:     cl.Name,
+		NodeName: cl.NodeName,
+		Listen:   cl.Listen,
+		Routes:   cl.Routes,
+		User:     cl.User,
+		Password: cl.Password,
+	}
+	if cc.NodeName == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			return nil, errors.New("relay.cluster.nodename: required, the host name is unknown")
+		}
+		_, port, _ := net.SplitHostPort(cfg.Relay.Listen)
+		cc.NodeName = strings.ReplaceAll(host, " ", "-") + "-" + port
+	}
+	if cl.TLS.CA == "" {
+		return cc, nil
+	}
+	certFile, keyFile := cl.TLS.Cert, cl.TLS.Key
+	if certFile == "" {
+		certFile, keyFile = cfg.API.Cert, cfg.API.Key
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("relay.cluster.tls cert %s / key %s: %w", certFile, keyFile, err)
+	}
+	pem, err := os.ReadFile(cl.TLS.CA)
+	if err != nil {
+		return nil, fmt.Errorf("relay.cluster.tls.ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("relay.cluster.tls.ca %s: no PEM certificate in it", cl.TLS.CA)
+	}
+	cc.TLS = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}
+	return cc, nil
 }
 
 // amqpVHost returns the virtual host an amqp:// URL names ("" for "/").
