@@ -12,17 +12,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/store"
-	"github.com/migplatform/mig/internal/target"
 )
 
 // Config tunes the scheduler. Zero values take the defaults.
@@ -46,6 +45,16 @@ type Config struct {
 	// (default 50,000). When full, the relay handler waits; an agent keeps a
 	// result that was not acknowledged and sends it again.
 	QueueSize int
+	// DispatchLease is how long a server fanning an action out may go
+	// without renewing its lease before another server's sweep takes the
+	// dispatch over (default 15s); it is renewed every third of that and
+	// with every batch of commands. An action nobody started dispatching is
+	// taken over once it is that old.
+	DispatchLease time.Duration
+	// Owner names this scheduler in dispatch leases (default: host name,
+	// process ID and a random part). Every lease adds a random part of
+	// its own.
+	Owner string
 }
 
 func (c *Config) fill() {
@@ -66,6 +75,14 @@ func (c *Config) fill() {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 50000
+	}
+	if c.DispatchLease <= 0 {
+		c.DispatchLease = 15 * time.Second
+	}
+	if c.Owner == "" {
+		host, _ := os.Hostname()
+		id, _ := NewID()
+		c.Owner = fmt.Sprintf("%s/%d/%x", host, os.Getpid(), id)
 	}
 }
 
@@ -377,7 +394,8 @@ func (s *Scheduler) sweepLoop(ctx context.Context) {
 	}
 }
 
-// Sweep ages agents and expires commands once. Run calls it periodically.
+// Sweep ages agents, expires commands and finishes stalled dispatches once.
+// Run calls it periodically.
 func (s *Scheduler) Sweep(ctx context.Context) {
 	now := s.now()
 	if err := s.store.MarkAgents(ctx, now.Add(-s.cfg.OnlineWindow), now.Add(-s.cfg.IdleWindow)); err != nil {
@@ -386,79 +404,11 @@ func (s *Scheduler) Sweep(ctx context.Context) {
 	ids, err := s.store.ExpireCommands(ctx, now)
 	if err != nil {
 		s.log.Warn("expire commands", "err", err)
-		return
 	}
 	for _, id := range ids {
 		s.checkFinished(ctx, id)
 	}
-}
-
-// Dispatch creates one command per agent matching the action's target and
-// sends them. The action must already be stored. It returns the number of
-// commands created.
-func (s *Scheduler) Dispatch(ctx context.Context, a *action.Action) (int, error) {
-	expr, err := target.Parse(a.Target)
-	if err != nil {
-		return 0, fmt.Errorf("target of action %d: %w", a.ID, err)
-	}
-	actionJSON, err := json.Marshal(a)
-	if err != nil {
-		return 0, fmt.Errorf("encode action %d: %w", a.ID, err)
-	}
-	total := 0
-	after := ""
-	for {
-		agents, err := s.store.Agents(ctx, store.AgentQuery{Target: expr, Limit: s.cfg.BatchSize, After: after})
-		if err != nil {
-			return total, fmt.Errorf("resolve target of action %d: %w", a.ID, err)
-		}
-		if len(agents) == 0 {
-			break
-		}
-		after = agents[len(agents)-1].ID
-		cmds := make([]action.Command, len(agents))
-		msgs := make([]relay.Outbound, len(agents))
-		for i, ag := range agents {
-			id, err := NewID()
-			if err != nil {
-				return total, err
-			}
-			cmds[i] = action.Command{ID: id, Action: action.Action{ID: a.ID}, AgentID: ag.ID,
-				AgentName: ag.Name, Status: action.CmdSent, StartTime: s.now().UTC()}
-			data, err := encodeCommandRaw(cmds[i], actionJSON)
-			if err != nil {
-				return total, err
-			}
-			msgs[i] = relay.Outbound{AgentID: ag.ID, Kind: relay.KindCommand, Data: data, Expires: a.ExpireAfter}
-		}
-		if err := s.store.CreateCommands(ctx, cmds); err != nil {
-			return total, fmt.Errorf("create commands of action %d: %w", a.ID, err)
-		}
-		total += len(cmds)
-		// A failed send is not fatal: the commands are stored and go out
-		// again when each agent says hello.
-		if err := s.hub.Send(ctx, msgs); err != nil {
-			s.log.Warn("send commands", "action", a.ID, "count", len(msgs), "err", err)
-		}
-		if len(agents) < s.cfg.BatchSize {
-			break
-		}
-	}
-	status := action.StatusInFlight
-	var finished time.Time
-	if total == 0 {
-		status, finished = action.StatusCompleted, s.now()
-	}
-	if err := s.store.SetActionStatus(ctx, a.ID, status, finished); err != nil {
-		return total, fmt.Errorf("set status of action %d: %w", a.ID, err)
-	}
-	// Results that arrived while the commands were being created were
-	// stored but could not finish the action: check now.
-	if total > 0 {
-		s.checkFinished(ctx, a.ID)
-	}
-	s.log.Info("action dispatched", "action", a.ID, "name", a.Name, "commands", total)
-	return total, nil
+	s.resumeStalled(ctx)
 }
 
 func (s *Scheduler) sendBatched(ctx context.Context, msgs []relay.Outbound) error {
@@ -470,32 +420,6 @@ func (s *Scheduler) sendBatched(ctx context.Context, msgs []relay.Outbound) erro
 		msgs = msgs[n:]
 	}
 	return nil
-}
-
-// wireCommand is action.Command with the action kept as the exact JSON that
-// was stored, so the signed bytes reach the agent unchanged.
-type wireCommand struct {
-	V       int `json:"v"`
-	Command struct {
-		ID        uint64          `json:"id"`
-		Action    json.RawMessage `json:"action"`
-		AgentID   string          `json:"agentid"`
-		AgentName string          `json:"agentname,omitempty"`
-		Status    string          `json:"status"`
-		StartTime time.Time       `json:"starttime,omitzero"`
-	} `json:"command"`
-}
-
-func encodeCommandRaw(c action.Command, actionJSON []byte) ([]byte, error) {
-	var w wireCommand
-	w.V = action.ProtocolVersion
-	w.Command.ID = c.ID
-	w.Command.Action = actionJSON
-	w.Command.AgentID = c.AgentID
-	w.Command.AgentName = c.AgentName
-	w.Command.Status = c.Status
-	w.Command.StartTime = c.StartTime
-	return action.Marshal(w)
 }
 
 func encodeCommand(c action.Command) ([]byte, error) {
