@@ -34,7 +34,7 @@ func (s *Store) CreateCommands(ctx context.Context, cmds []action.Command) error
 	if err := checkActionsExist(ctx, tx, actionIDs); err != nil {
 		return err
 	}
-	if err := insertCommands(ctx, tx, cmds); err != nil {
+	if err := s.insertCommands(ctx, tx, cmds); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -63,17 +63,29 @@ func checkCommands(cmds []action.Command) (map[int64]bool, error) {
 	return actionIDs, nil
 }
 
+// commandCols is the number of columns insertCommandsSQL binds per row.
+const commandCols = 6
+
+// commandGroup is how many commands the prepared insert statement takes.
+const commandGroup = 250
+
+// insertCommandsSQL returns a statement inserting n commands in status sent.
+func insertCommandsSQL(n int) string {
+	return `INSERT INTO commands (id, action_id, agent_id, agent_name, status, starttime) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("("+placeholders(commandCols)+"), ", n), ", ")
+}
+
 // insertCommands inserts commands (checked by checkCommands, their actions
-// stored) in status sent with multi-row INSERTs, and adds them to their
-// actions' counters, in tx.
-func insertCommands(ctx context.Context, tx *sql.Tx, cmds []action.Command) error {
-	const cols = 6
+// stored) in status sent, commandGroup at a time with the prepared statement
+// and the rest with one more, and adds them to their actions' counters, in
+// tx.
+func (s *Store) insertCommands(ctx context.Context, tx *sql.Tx, cmds []action.Command) error {
 	now := time.Now()
-	per := rowsPerChunk(cols)
-	args := make([]any, 0, cols*min(len(cmds), per))
-	var q string
-	for start := 0; start < len(cmds); start += per {
-		chunk := cmds[start:min(len(cmds), start+per)]
+	args := make([]any, 0, commandCols*commandGroup)
+	grouped := tx.StmtContext(ctx, s.insertCmds)
+	defer grouped.Close()
+	for start := 0; start < len(cmds); start += commandGroup {
+		chunk := cmds[start:min(len(cmds), start+commandGroup)]
 		args = args[:0]
 		for _, c := range chunk {
 			st := storable(c.StartTime, now)
@@ -82,11 +94,13 @@ func insertCommands(ctx context.Context, tx *sql.Tx, cmds []action.Command) erro
 			}
 			args = append(args, int64(c.ID), int64(c.Action.ID), c.AgentID, c.AgentName, action.CmdSent, formatTime(st))
 		}
-		if start == 0 || len(chunk) < per {
-			q = `INSERT INTO commands (id, action_id, agent_id, agent_name, status, starttime) VALUES ` +
-				strings.TrimSuffix(strings.Repeat("("+placeholders(cols)+"), ", len(chunk)), ", ")
+		var err error
+		if len(chunk) == commandGroup {
+			_, err = grouped.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insertCommandsSQL(len(chunk)), args...)
 		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		if err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("create %d commands starting with %d: a command id: %w", len(chunk), chunk[0].ID, store.ErrExists)
 			}

@@ -122,7 +122,7 @@ func (s *Store) DispatchCommands(ctx context.Context, l store.DispatchLease, cmd
 	if err := renewLease(ctx, tx, id, l); err != nil {
 		return fmt.Errorf("dispatch commands of action %d: %w", l.ActionID, err)
 	}
-	if err := insertCommands(ctx, tx, cmds); err != nil {
+	if err := s.insertCommands(ctx, tx, cmds); err != nil {
 		return fmt.Errorf("dispatch commands of action %d: %w", l.ActionID, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -68,6 +68,10 @@ type Store struct {
 	w      *sql.DB // one connection: every write goes through it
 	r      *sql.DB // query-only readers
 	logger *slog.Logger
+	// insertCmds inserts commandGroup commands, prepared once on the
+	// writer: parsing a statement of thousands of placeholders for every
+	// batch cost as much as running it.
+	insertCmds *sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
@@ -113,12 +117,18 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		r.Close()
 		return nil, fmt.Errorf("open sqlite database %q for reading: %w", path, err)
 	}
-	return &Store{w: w, r: r, logger: logger}, nil
+	ins, err := w.PrepareContext(ctx, insertCommandsSQL(commandGroup))
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite database %q: prepare: %w", path, err)
+	}
+	return &Store{w: w, r: r, logger: logger, insertCmds: ins}, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.insertCmds.Close(), s.r.Close(), s.w.Close())
 }
 
 // migrations returns the embedded migrations in version order.
