@@ -84,6 +84,9 @@ func (r *runner) resultsCmd(args []string) error {
 		}
 		after = page.Next
 	}
+	if err := p.flush(); err != nil {
+		return fmt.Errorf("printing results: %w", err)
+	}
 	if pending > 0 {
 		fmt.Fprintf(r.stderr, "action %d is %s: %d agents have not answered yet\n", id, a.Status, pending)
 	}

@@ -260,11 +260,21 @@ func (r *runner) follow(c *client.Client, g *globals, a *action.Action) error {
 	ctx, cancel := context.WithDeadline(r.ctx, a.ExpireAfter.Add(followGrace))
 	defer cancel()
 	var printErr error
-	final, err := c.Follow(ctx, a.ID, r.every, pr.update, func(cmd action.Command) {
+	// Follow delivers a poll's commands, then its counters: the results of
+	// a poll are written at once, then the progress line.
+	final, err := c.Follow(ctx, a.ID, r.every, func(n action.Counters) {
+		if err := p.flush(); err != nil && printErr == nil {
+			printErr = err
+		}
+		pr.update(n)
+	}, func(cmd action.Command) {
 		if err := p.command(cmd); err != nil && printErr == nil {
 			printErr = err
 		}
 	})
+	if err := p.flush(); err != nil && printErr == nil {
+		printErr = err
+	}
 	pr.clear()
 	if err != nil {
 		switch {
@@ -308,5 +318,8 @@ func (r *runner) runLocal(g *globals, ops []action.Operation) error {
 		cmd.Results = append(cmd.Results, res)
 	}
 	p := &printer{out: r.stdout, errw: r.stderr, show: g.show, render: g.render, verbose: g.verbose, ops: ops}
-	return p.command(cmd)
+	if err := p.command(cmd); err != nil {
+		return err
+	}
+	return p.flush()
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,10 +27,13 @@ const (
 )
 
 // printer prints commands' results as they arrive, counts what was found,
-// and writes the summary. Results go to out; failures, progress and the
-// summary go to errw.
+// and writes the summary. Results go to out, buffered (thousands of lines
+// cost a few writes, not a system call each) and flushed before anything
+// goes to errw, by flush and by summary; failures, progress and the summary
+// go to errw.
 type printer struct {
 	out, errw io.Writer
+	buf       *bufio.Writer // out, buffered; made on first use
 	show      string
 	render    string
 	verbose   bool
@@ -69,6 +73,26 @@ func agentLabel(cmd action.Command) string {
 	return fmt.Sprintf("command %d", cmd.ID)
 }
 
+// outBufSize is the buffer of a printer's results.
+const outBufSize = 64 << 10
+
+// stdout returns the buffered results writer.
+func (p *printer) stdout() *bufio.Writer {
+	if p.buf == nil {
+		p.buf = bufio.NewWriterSize(p.out, outBufSize)
+	}
+	return p.buf
+}
+
+// flush writes the buffered results. A write error sticks: every later
+// flush returns it too.
+func (p *printer) flush() error {
+	if p.buf == nil {
+		return nil
+	}
+	return p.buf.Flush()
+}
+
 func (p *printer) moduleOf(i int) string {
 	if i < len(p.ops) {
 		return p.ops[i].Module
@@ -76,11 +100,11 @@ func (p *printer) moduleOf(i int) string {
 	return ""
 }
 
-// command prints one finished command.
+// command prints one finished command. The progress line, if any, is
+// cleared and drawn again by its next update.
 func (p *printer) command(cmd action.Command) error {
 	if p.progress != nil {
 		p.progress.clear()
-		defer p.progress.redraw()
 	}
 	name := agentLabel(cmd)
 	found := false
@@ -93,6 +117,9 @@ func (p *printer) command(cmd action.Command) error {
 		p.found++
 	}
 	if cmd.Status != action.CmdSuccess {
+		if err := p.flush(); err != nil {
+			return err
+		}
 		msg := cmd.Error
 		if msg == "" {
 			msg = "no detail"
@@ -114,6 +141,11 @@ func (p *printer) command(cmd action.Command) error {
 		if r.Success && p.show != ShowAll && !p.verbose {
 			continue
 		}
+		if len(r.Errors) > 0 {
+			if err := p.flush(); err != nil {
+				return err
+			}
+		}
 		for _, e := range r.Errors {
 			fmt.Fprintf(p.errw, "%s %s error: %s\n", name, p.moduleOf(i), oneLine(e))
 		}
@@ -133,7 +165,7 @@ func (p *printer) command(cmd action.Command) error {
 	}
 	if !found {
 		if p.show == ShowNotFound || p.show == ShowAll {
-			_, err := fmt.Fprintf(p.out, "%s did not find anything\n", name)
+			_, err := fmt.Fprintf(p.stdout(), "%s did not find anything\n", name)
 			return err
 		}
 		return nil
@@ -145,7 +177,7 @@ func (p *printer) command(cmd action.Command) error {
 		if !r.FoundAnything {
 			continue
 		}
-		if err := printResult(p.out, p.moduleOf(i), name, r); err != nil {
+		if err := printResult(p.stdout(), p.moduleOf(i), name, r); err != nil {
 			return err
 		}
 	}
@@ -172,12 +204,14 @@ func (p *printer) writeJSON(l jsonLine) error {
 		return fmt.Errorf("encoding the result of command %d: %w", l.Command, err)
 	}
 	b = append(b, '\n')
-	_, err = p.out.Write(b)
+	_, err = p.stdout().Write(b)
 	return err
 }
 
-// summary writes the final counts of an action.
+// summary flushes the results and writes the final counts of an action.
+// A failed flush is returned by the next flush.
 func (p *printer) summary(n action.Counters) {
+	_ = p.flush()
 	if p.progress != nil {
 		p.progress.clear()
 	}
@@ -247,13 +281,5 @@ func (pr *progress) clear() {
 	if pr.terminal && pr.drawn {
 		fmt.Fprint(pr.w, "\r\x1b[K")
 		pr.drawn = false
-	}
-}
-
-// redraw shows the progress line again after clear.
-func (pr *progress) redraw() {
-	if pr.terminal && pr.line != "" && !pr.drawn {
-		fmt.Fprint(pr.w, pr.line)
-		pr.drawn = true
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -211,4 +212,82 @@ func FuzzParseActionFile(f *testing.F) {
 		_, _ = a.Encoding()
 		_ = a.Validate()
 	})
+}
+
+// recorder is one log shared by a printer's two writers: it keeps what each
+// write said and to which stream, and how many writes each stream got.
+type recorder struct {
+	log    strings.Builder
+	writes map[string]int
+}
+
+type stream struct {
+	r    *recorder
+	name string
+}
+
+func (s stream) Write(p []byte) (int, error) {
+	s.r.writes[s.name]++
+	for _, line := range strings.SplitAfter(string(p), "\n") {
+		if line != "" {
+			s.r.log.WriteString(s.name + ": " + line)
+		}
+	}
+	return len(p), nil
+}
+
+// TestPrinterBuffersResults checks that many results reach stdout in a few
+// writes, and that what goes to stderr still comes after the results
+// printed before it.
+func TestPrinterBuffersResults(t *testing.T) {
+	rec := &recorder{writes: map[string]int{}}
+	p := &printer{out: stream{rec, "out"}, errw: stream{rec, "err"}, show: ShowAll, render: RenderText,
+		actionID: 1, ops: []action.Operation{{Module: "file", Parameters: json.RawMessage(`{}`)}}}
+	const n = 2000
+	var want strings.Builder
+	for i := 1; i <= n; i++ {
+		cmd := action.Command{ID: uint64(i), AgentID: "a", AgentName: "host" + strconv.Itoa(i), Status: action.CmdSuccess,
+			Results: []action.Result{{Success: true}}}
+		line := "out: host" + strconv.Itoa(i) + " did not find anything\n"
+		if i == n/2 {
+			cmd.Status, cmd.Code, cmd.Error, cmd.Results = action.CmdFailed, action.CodeExpired, "too late", nil
+			line = "err: host" + strconv.Itoa(i) + " failed: expired: too late\n"
+		}
+		want.WriteString(line)
+		if err := p.command(cmd); err != nil {
+			t.Fatalf("command %d: %v", i, err)
+		}
+	}
+	p.summary(action.Counters{Sent: n, Done: n, Success: n - 1, Failed: 1})
+	if err := p.flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.log.String()
+	summary := got[strings.LastIndex(got, "err: "):]
+	if got = strings.TrimSuffix(got, summary); got != want.String() {
+		t.Errorf("output in the wrong order or incomplete (%d bytes, want %d)", len(got), want.Len())
+	}
+	if !strings.HasPrefix(summary, "err: 2000 of 2000 agents answered") {
+		t.Errorf("summary = %q, want it last", summary)
+	}
+	// About 70 KiB of results: a write per buffer, plus one before the
+	// failure's line on stderr.
+	if w := rec.writes["out"]; w > 6 {
+		t.Errorf("%d results took %d writes to stdout, want a few", n, w)
+	}
+}
+
+// failWriter fails every write.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+func TestPrinterWriteError(t *testing.T) {
+	var errb bytes.Buffer
+	p := &printer{out: failWriter{}, errw: &errb, show: ShowAll, render: RenderText}
+	_ = p.command(action.Command{ID: 1, AgentName: "h", Status: action.CmdSuccess, Results: []action.Result{{Success: true}}})
+	p.summary(action.Counters{Sent: 1, Done: 1, Success: 1})
+	if err := p.flush(); err == nil {
+		t.Errorf("flush after a failed write = nil, want the write error")
+	}
 }

@@ -20,11 +20,13 @@ const followFetchOne = 32
 const DefaultFollowInterval = time.Second
 
 // Follow watches an action until every one of its commands is in a terminal
-// status (Done == Sent), or ctx ends. Every poll, it calls onProgress (if not
-// nil) with the action's counters, then calls onCommand (if not nil) once for
-// every command that finished since the last poll, in ID order within a poll.
-// Each command is delivered exactly once, however the agents' answers
-// interleave with the pages. It returns the action as last fetched.
+// status (Done == Sent), or ctx ends. Every poll, it calls onCommand (if not
+// nil) once for every command that finished since the last poll, in ID order
+// within a poll, then onProgress (if not nil) with the action's counters as
+// read at the start of the poll, so that a printer can write a poll's
+// results at once. Each command is delivered exactly once, however the
+// agents' answers interleave with the pages. It returns the action as last
+// fetched.
 //
 // Follow pages through commands with the after cursor, FollowPageSize at a
 // time, and keeps only the IDs of delivered commands above the lowest
@@ -45,11 +47,11 @@ func (c *Client) Follow(ctx context.Context, actionID uint64, every time.Duratio
 			return last, err
 		}
 		last = a
-		if onProgress != nil {
-			onProgress(a.Counters)
-		}
 		if err := f.poll(ctx); err != nil {
 			return a, err
+		}
+		if onProgress != nil {
+			onProgress(a.Counters)
 		}
 		if isDone(a) {
 			return a, nil
