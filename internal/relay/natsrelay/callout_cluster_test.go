@@ -2,11 +2,13 @@ package natsrelay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,7 +359,8 @@ func TestCalloutClusterRevokedExpires(t *testing.T) {
 	creds := c.creds(t, id)
 	closed := make(chan struct{})
 	nc, err := nats.Connect(creds.URL, nats.UserInfo(id, creds.Password), nats.NoReconnect(),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { t.Logf("agent connection: %v", err) }))
 	if err != nil {
 		t.Fatalf("Connect = %v", err)
 	}
@@ -444,7 +447,15 @@ func TestCalloutClusterForgedRequest(t *testing.T) {
 	c := startCalloutCluster(t, false, 0)
 	id := relaytest.NewAgentID(t)
 	creds := c.creds(t, id)
-	nc, err := nats.Connect(c.urls(2), nats.UserInfo(HubUser, c.hubPass))
+	// nats-server itself denies clients the callout subject; whatever gets
+	// through must still be refused.
+	var denied atomic.Int32
+	nc, err := nats.Connect(c.urls(2), nats.UserInfo(HubUser, c.hubPass),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				denied.Add(1)
+			}
+		}))
 	if err != nil {
 		t.Fatalf("Connect(hub) = %v", err)
 	}
@@ -466,4 +477,5 @@ func TestCalloutClusterForgedRequest(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	t.Logf("%d forged requests denied by nats-server itself", denied.Load())
 }
