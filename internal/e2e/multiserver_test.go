@@ -540,21 +540,37 @@ func rabbitVHost(t *testing.T) (amqpURL, mgmtURL string) {
 		t.Skipf("RabbitMQ management API unreachable: %v", err)
 	}
 	t.Cleanup(func() {
+		// The broker may be restarting (other tests restart it): retry
+		// for a while rather than leave users and a virtual host behind.
+		retry := func(f func() error) error {
+			var err error
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+				if err = f(); err == nil || time.Now().After(deadline) {
+					return err
+				}
+			}
+		}
 		var perms []struct {
 			User string `json:"user"`
 		}
-		if err := admin(http.MethodGet, "/api/vhosts/"+vhost+"/permissions", nil, &perms); err != nil {
+		if err := retry(func() error {
+			return admin(http.MethodGet, "/api/vhosts/"+url.PathEscape(vhost)+"/permissions", nil, &perms)
+		}); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 		for _, p := range perms {
 			if p.User == u.User.Username() {
 				continue
 			}
-			if err := admin(http.MethodDelete, "/api/users/"+url.PathEscape(p.User), nil, nil); err != nil {
+			if err := retry(func() error {
+				return admin(http.MethodDelete, "/api/users/"+url.PathEscape(p.User), nil, nil)
+			}); err != nil {
 				t.Errorf("cleanup: %v", err)
 			}
 		}
-		if err := admin(http.MethodDelete, "/api/vhosts/"+vhost, nil, nil); err != nil {
+		if err := retry(func() error {
+			return admin(http.MethodDelete, "/api/vhosts/"+url.PathEscape(vhost), nil, nil)
+		}); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
