@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	_ "modernc.org/sqlite"
 
 	"github.com/migplatform/mig/internal/action"
@@ -257,6 +258,104 @@ func BenchmarkStoreResults(b *testing.B) {
 		elapsed += time.Since(start)
 	}
 	b.ReportMetric(float64(total*b.N)/elapsed.Seconds(), "results/s")
+}
+
+// TestStoreResultsLargeBatch stores a batch larger than one UPDATE
+// statement, over several actions, with duplicates, strangers, unknown
+// commands and commands stored earlier, and checks the acknowledgements,
+// the commands and the counters kept in action_counts.
+func TestStoreResultsLargeBatch(t *testing.T) {
+	s := openTest(t)
+	defer s.Close()
+	ctx := t.Context()
+	const n = 350
+	for aid := uint64(1); aid <= 3; aid++ {
+		a := &action.Action{ID: aid, Name: "n", Target: "TRUE", ValidFrom: time.Now().Add(-time.Hour), ExpireAfter: time.Now().Add(time.Hour),
+			Operations: []action.Operation{{Module: "file", Parameters: json.RawMessage(`{}`)}}}
+		if err := s.CreateAction(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statuses := []string{action.CmdSuccess, action.CmdFailed, action.CmdTimeout}
+	cmds := make([]action.Command, n)
+	var early, batch []action.ResultMessage
+	want := map[uint64]string{} // command ID -> status after the batch
+	wantAck := map[uint64]bool{}
+	for i := range cmds {
+		id, agent := uint64(i+1), fmt.Sprintf("ag%03d", i)
+		cmds[i] = action.Command{ID: id, Action: action.Action{ID: uint64(1 + i%3)}, AgentID: agent}
+		r := action.ResultMessage{AgentID: agent, CommandID: id, Status: statuses[i%3],
+			Results: []action.Result{{FoundAnything: i%2 == 0, Success: true, Elements: json.RawMessage(`{"i":` + fmt.Sprint(i) + `}`)}}}
+		switch {
+		case i%7 == 0: // a stranger's result only
+			r.AgentID = "x" + agent
+			want[id] = action.CmdSent
+		case i%11 == 0: // stored before, then sent again with another status
+			early = append(early, r)
+			want[id], wantAck[id] = r.Status, true
+			r.Status = action.CmdCancelled
+		default:
+			want[id], wantAck[id] = r.Status, true
+		}
+		batch = append(batch, r)
+		if i%5 == 0 { // a second result of the owner: the first one wins
+			dup := r
+			dup.AgentID, dup.Status = agent, action.CmdExpired
+			batch = append(batch, dup)
+			if want[id] == action.CmdSent {
+				want[id] = action.CmdExpired // the stranger did not store, the owner did
+				wantAck[id] = true
+			}
+		}
+	}
+	for id := uint64(5000); id < 5010; id++ {
+		batch = append(batch, action.ResultMessage{AgentID: "ghost", CommandID: id, Status: action.CmdSuccess})
+		wantAck[id] = true
+	}
+	if err := s.CreateCommands(ctx, cmds); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := s.StoreResults(ctx, early); err != nil || len(ack) != len(early) {
+		t.Fatalf("StoreResults(early) = %d acks, %v; want %d", len(ack), err, len(early))
+	}
+	ack, err := s.StoreResults(ctx, batch)
+	if err != nil {
+		t.Fatalf("StoreResults: %v", err)
+	}
+	got := map[uint64]bool{}
+	for _, id := range ack {
+		if got[id] {
+			t.Errorf("command %d acknowledged twice", id)
+		}
+		got[id] = true
+	}
+	if diff := cmp.Diff(wantAck, got); diff != "" {
+		t.Errorf("acknowledged (-want +got):\n%s", diff)
+	}
+	stored, err := s.Commands(ctx, store.CommandQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotStatus := map[uint64]string{}
+	for _, c := range stored {
+		gotStatus[c.ID] = c.Status
+		if c.Status != action.CmdSent && (len(c.Results) != 1 || string(c.Results[0].Elements) != fmt.Sprintf(`{"i":%d}`, c.ID-1)) {
+			t.Errorf("command %d results = %+v, want its own", c.ID, c.Results)
+		}
+	}
+	if diff := cmp.Diff(want, gotStatus); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	db := rawDB(t, dbPath(t))
+	wantCounts := counts(t, ctx, db, `SELECT action_id, status, COUNT(*) FROM commands GROUP BY action_id, status`)
+	gotCounts := counts(t, ctx, db, `SELECT action_id, status, n FROM action_counts WHERE n <> 0`)
+	if diff := cmp.Diff(wantCounts, gotCounts); diff != "" {
+		t.Errorf("action_counts against a count of commands (-want +got):\n%s", diff)
+	}
+	var deferred int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM counts_deferred`).Scan(&deferred); err != nil || deferred != 0 {
+		t.Errorf("counts_deferred holds %d rows (%v), want none outside StoreResults", deferred, err)
+	}
 }
 
 // FuzzStoreResults feeds arbitrary batches of results, as agents could send
