@@ -2,6 +2,7 @@ package natsrelay
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -138,8 +139,8 @@ func newCallout(cfg CalloutConfig) (*Callout, error) {
 	if err != nil || !nkeys.IsValidPublicAccountKey(issuerPub) {
 		return nil, fmt.Errorf("%w: the issuer must be an account key (seed \"SA...\")", ErrCalloutKey)
 	}
-	if _, err := cfg.Issuer.Seed(); err != nil {
-		return nil, fmt.Errorf("%w: the issuer key has no private key to sign with", ErrCalloutKey)
+	if cfg.Issuer, err = newSigner(cfg.Issuer); err != nil {
+		return nil, err
 	}
 	if cfg.XKey != nil {
 		pub, err := cfg.XKey.PublicKey()
@@ -413,3 +414,35 @@ func (c *Callout) userJWT(userKey, id string) (string, error) {
 	}
 	return uc.Encode(c.cfg.Issuer)
 }
+
+// signer is an nkeys key pair that derives its ed25519 key once: nkeys
+// derives it from the seed on every PublicKey and Sign, which is most of
+// the cost of a login's two signatures.
+type signer struct {
+	nkeys.KeyPair
+	pub  string
+	priv ed25519.PrivateKey
+}
+
+// newSigner returns kp, which must hold a seed, with its keys derived.
+func newSigner(kp nkeys.KeyPair) (*signer, error) {
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, fmt.Errorf("%w: the issuer key has no private key to sign with", ErrCalloutKey)
+	}
+	_, raw, err := nkeys.DecodeSeed(seed)
+	if err != nil || len(raw) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%w: the issuer seed does not decode", ErrCalloutKey)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCalloutKey, err)
+	}
+	return &signer{KeyPair: kp, pub: pub, priv: ed25519.NewKeyFromSeed(raw)}, nil
+}
+
+// PublicKey implements nkeys.KeyPair.
+func (s *signer) PublicKey() (string, error) { return s.pub, nil }
+
+// Sign implements nkeys.KeyPair.
+func (s *signer) Sign(data []byte) ([]byte, error) { return ed25519.Sign(s.priv, data), nil }

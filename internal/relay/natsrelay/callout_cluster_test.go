@@ -44,7 +44,7 @@ type calloutCluster struct {
 
 // startCalloutCluster starts the cluster and a Callout (with an xkey when
 // encrypt is set) answering for it.
-func startCalloutCluster(t *testing.T, encrypt bool, ttl time.Duration) *calloutCluster {
+func startCalloutCluster(t testing.TB, encrypt bool, ttl time.Duration) *calloutCluster {
 	t.Helper()
 	issuerSeed, xkeySeed, err := NewCalloutKeys()
 	if err != nil {
@@ -82,7 +82,7 @@ func startCalloutCluster(t *testing.T, encrypt bool, ttl time.Duration) *callout
 }
 
 // natsConfig returns node i's configuration file.
-func (c *calloutCluster) natsConfig(t *testing.T, i int) string {
+func (c *calloutCluster) natsConfig(t testing.TB, i int) string {
 	t.Helper()
 	var xkeyPub string
 	if c.xkey != nil {
@@ -113,7 +113,7 @@ cluster {
 
 // start starts every node from its configuration file, node 0 first, the
 // others routing to the nodes already started, and waits for a full mesh.
-func (c *calloutCluster) start(t *testing.T) {
+func (c *calloutCluster) start(t testing.TB) {
 	t.Helper()
 	for i := range clusterSize {
 		path := filepath.Join(c.dir, fmt.Sprintf("node%d.conf", i))
@@ -226,7 +226,7 @@ func (c *calloutCluster) urls(nodes ...int) string {
 }
 
 // creds saves a new password's hash where the Callout looks.
-func (c *calloutCluster) creds(t *testing.T, id string) relay.Credentials {
+func (c *calloutCluster) creds(t testing.TB, id string) relay.Credentials {
 	t.Helper()
 	p, err := relay.NewPassword()
 	if err != nil {
@@ -249,7 +249,7 @@ func (c *calloutCluster) hub(t *testing.T) relay.Hub {
 
 // settle waits until every node knows of every subscription made by a
 // client of another node, the Callout's included.
-func (c *calloutCluster) settle(t *testing.T) {
+func (c *calloutCluster) settle(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -305,9 +305,9 @@ func TestCalloutClusterConformance(t *testing.T) {
 			relaytest.Run(t, relaytest.Harness{
 				NewHub:  c.hub,
 				Dial:    NewDialer(testLogger()),
-				Creds:   c.creds,
+				Creds:   func(t *testing.T, id string) relay.Credentials { return c.creds(t, id) },
 				Restart: c.restart,
-				Settle:  c.settle,
+				Settle:  func(t *testing.T) { c.settle(t) },
 			})
 		})
 	}

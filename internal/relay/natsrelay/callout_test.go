@@ -410,3 +410,12 @@ func FuzzCalloutAnswer(f *testing.F) {
 		}
 	})
 }
+
+func newCurveKey(t testing.TB) nkeys.KeyPair {
+	t.Helper()
+	kp, err := nkeys.CreateCurveKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
