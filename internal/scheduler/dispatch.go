@@ -151,6 +151,12 @@ func (s *Scheduler) dispatch(ctx context.Context, a *action.Action, l store.Disp
 		wg.Wait()
 	}()
 	wg.Go(func() { s.renewLoop(ctx, l, cancel) })
+	if resume {
+		// The server that stopped may have stored commands it never sent
+		// (the pipeline stores a batch ahead): send again the ones still
+		// unanswered. An agent ignores a command it already has.
+		s.resendUnanswered(ctx, a, enc)
+	}
 
 	// The producer resolves, encodes and stores batches; this goroutine
 	// sends them. One batch waits in the channel while the next is stored.
@@ -210,6 +216,42 @@ func (s *Scheduler) dispatch(ctx context.Context, a *action.Action, l store.Disp
 	}
 	s.log.Info("action dispatched", "action", a.ID, "name", a.Name, "commands", created, "resumed", resume)
 	return created, nil
+}
+
+// resendUnanswered sends again the commands of a still in status sent.
+// Failures are logged: those commands also go out when their agents say
+// hello.
+func (s *Scheduler) resendUnanswered(ctx context.Context, a *action.Action, enc *commandEncoder) {
+	if !s.now().Before(a.ExpireAfter) {
+		return
+	}
+	q := store.CommandQuery{ActionID: a.ID, Status: action.CmdSent, NoResults: true, Limit: s.cfg.BatchSize}
+	sent := 0
+	for {
+		cmds, err := s.store.Commands(ctx, q)
+		if err != nil {
+			s.log.Warn("read unanswered commands", "action", a.ID, "err", err)
+			return
+		}
+		if len(cmds) == 0 {
+			break
+		}
+		q.AfterID = cmds[len(cmds)-1].ID
+		msgs, err := enc.messages(cmds, a.ExpireAfter)
+		if err != nil {
+			s.log.Error("encode unanswered commands", "action", a.ID, "err", err)
+			return
+		}
+		if err := s.hub.Send(ctx, msgs); err != nil {
+			s.log.Warn("send unanswered commands", "action", a.ID, "count", len(msgs), "err", err)
+			return
+		}
+		sent += len(msgs)
+		if len(cmds) < s.cfg.BatchSize {
+			break
+		}
+	}
+	s.log.Info("sent unanswered commands again", "action", a.ID, "count", sent)
 }
 
 // renewLoop renews l every third of the lease until ctx ends, and cancels
@@ -339,29 +381,33 @@ func newCommandEncoder(a *action.Action) (*commandEncoder, error) {
 	return e, nil
 }
 
-// messages returns the command message of each of cmds, all in status sent
-// with the same start time, in one buffer.
+// messages returns the command message of each of cmds, in one buffer.
+// Only the ID, agent, status and start time of each command are written;
+// its results are not (commands are sent before they have any).
 func (e *commandEncoder) messages(cmds []action.Command, expires time.Time) ([]relay.Outbound, error) {
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	var tail []byte // ,"status":"sent","starttime":"..."}}
-	tail = append(tail, `,"status":`...)
-	tail = appendJSONString(tail, cmds[0].Status)
-	if !cmds[0].StartTime.IsZero() {
-		st, err := cmds[0].StartTime.MarshalJSON()
-		if err != nil {
-			return nil, fmt.Errorf("encode command %d: %w", cmds[0].ID, err)
-		}
-		tail = append(append(tail, `,"starttime":`...), st...)
-	}
-	tail = append(tail, "}}"...)
-	per := len(e.head) + len(e.act) + len(tail) + 100
-	buf := make([]byte, 0, len(cmds)*per)
+	var tail []byte // ,"status":"sent","starttime":"..."}}, as for the previous command
+	var tailStatus string
+	var tailStart time.Time
+	var buf []byte
 	msgs := make([]relay.Outbound, len(cmds))
 	for i, c := range cmds {
-		if c.Status != cmds[0].Status || !c.StartTime.Equal(cmds[0].StartTime) {
-			return nil, fmt.Errorf("encode command %d: status and start time differ from the batch's", c.ID)
+		if tail == nil || c.Status != tailStatus || !c.StartTime.Equal(tailStart) || c.StartTime.Location() != tailStart.Location() {
+			tail = append(append(tail[:0], `,"status":`...), appendJSONString(nil, c.Status)...)
+			if !c.StartTime.IsZero() {
+				st, err := c.StartTime.MarshalJSON()
+				if err != nil {
+					return nil, fmt.Errorf("encode command %d: %w", c.ID, err)
+				}
+				tail = append(append(tail, `,"starttime":`...), st...)
+			}
+			tail = append(tail, "}}"...)
+			tailStatus, tailStart = c.Status, c.StartTime
+		}
+		if buf == nil {
+			buf = make([]byte, 0, len(cmds)*(len(e.head)+len(e.act)+len(tail)+100))
 		}
 		start := len(buf)
 		buf = append(buf, e.head...)

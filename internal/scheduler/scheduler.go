@@ -1,8 +1,10 @@
 // Package scheduler moves work between the store and the relay: it fans an
-// action out into one command per targeted agent, ingests results and
-// heartbeats in batches, acknowledges results to agents once they are stored,
-// resends pending commands to agents that come back, expires commands whose
-// action expired, and ages agents from online to idle to offline.
+// action out into one command per targeted agent (under a dispatch lease in
+// the store, so that a dispatch a dead server left halfway is finished by
+// another; see Dispatch), ingests results and heartbeats in batches,
+// acknowledges results to agents once they are stored, resends pending
+// commands to agents that come back, expires commands whose action expired,
+// and ages agents from online to idle to offline.
 //
 // Every path is batched: a thousand results cost one store transaction and one
 // relay flush, never a database round trip each.

@@ -173,7 +173,8 @@ func (s *Store) Actions(ctx context.Context, limit, offset int) ([]action.Action
 }
 
 // addCounters fills the counters of the actions whose IDs are in ids, with
-// one query of action_counts (kept by triggers on commands).
+// one query of action_counts (kept by the store and by triggers on
+// commands, see migrations 0002 and 0003).
 func (s *Store) addCounters(ctx context.Context, tx *sql.Tx, out []action.Action, index map[uint64]int, ids []any) error {
 	rows, err := tx.QueryContext(ctx, `SELECT action_id, status, n FROM action_counts
 		WHERE action_id IN (`+placeholders(len(ids))+`) AND n > 0`, ids...)
