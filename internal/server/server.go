@@ -167,12 +167,19 @@ func (s *Server) Close() {
 	}
 }
 
+// authCheckTimeout bounds one agent credential lookup: a login waits for
+// it, and nats-server refuses logins that take longer than a few seconds
+// anyway.
+const authCheckTimeout = 5 * time.Second
+
 // authenticateAgents returns the check of an agent's relay password
 // against its credential in the store, which the embedded relay and the
 // auth callout both make.
 func authenticateAgents(ctx context.Context, st store.Store) func(agentID, password string) bool {
 	ctx = context.WithoutCancel(ctx)
 	return func(agentID, password string) bool {
+		ctx, cancel := context.WithTimeout(ctx, authCheckTimeout)
+		defer cancel()
 		c, err := st.AgentCredential(ctx, agentID)
 		if err != nil {
 			return false
