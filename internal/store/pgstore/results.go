@@ -9,8 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/migplatform/mig/internal/action"
 )
 
@@ -62,8 +60,8 @@ type cmdState struct {
 }
 
 // StoreResults moves each result's command from sent to the result's status,
-// with its results, in one transaction, and returns the command IDs that may
-// be acknowledged to agents, each once:
+// with its results, and returns the command IDs that may be acknowledged to
+// agents, each once:
 //
 //   - commands stored now;
 //   - commands already terminal and owned by the result's agent (duplicates,
@@ -78,16 +76,21 @@ type cmdState struct {
 // a command ID of zero, are ignored. A result's action ID is not checked: the
 // command ID decides.
 //
-// The whole batch is one round trip: two statements pipelined in one
-// implicit transaction. The first locks the sent commands the batch names,
-// in ID order, so that two servers storing overlapping batches (an agent
-// resending to another server) wait for each other instead of deadlocking;
-// the second, whose snapshot is taken once those locks are held, updates
-// them from unnest()ed arrays (the first result of each agent for a command,
-// matched on the command's owner) and returns the state of every command
-// the batch names, so that a command another server just stored is seen
-// terminal and its duplicate acknowledged. Should PostgreSQL still report a
-// deadlock or a serialization failure, the batch runs again.
+// A batch whose results are all for sent commands of their own agents (the
+// common case) is one statement and one round trip: an UPDATE ... FROM
+// unnest()ed arrays, in its own transaction, matched on each command's
+// owner and status sent and returning the IDs it changed. PostgreSQL
+// re-checks those conditions under each row's lock (a result another server
+// stored first is seen and left alone), and the commit is durable before
+// the statement returns (synchronous_commit stays on: an acknowledged result
+// is never lost by a crash of the database). The commands the batch names
+// but did not change are then read by a second statement, whose snapshot
+// is taken after every transaction that changed them committed, so that a
+// duplicate stored by another server at the same moment is seen terminal
+// and acknowledged. The rows are locked in the order of the UPDATE's plan,
+// by ID for a batch of a large table; should two servers storing
+// overlapping batches still deadlock (or hit a serialization failure), the
+// UPDATE runs again.
 func (s *Store) StoreResults(ctx context.Context, results []action.ResultMessage) ([]uint64, error) {
 	if len(results) == 0 {
 		return nil, nil
@@ -176,8 +179,9 @@ func (s *Store) StoreResults(ctx context.Context, results []action.ResultMessage
 				"command", r.CommandID, "agent", pgText(r.AgentID), "owner", st.agent)
 			continue
 		case !st.stored && !action.IsTerminal(st.status):
-			// Owned and still sent, yet not updated: cannot happen under
-			// the lock; do not acknowledge.
+			// Owned and still sent, yet not updated: the UPDATE re-checks
+			// owner and status under the row lock, so this cannot happen;
+			// do not acknowledge.
 			continue
 		}
 		acked[r.CommandID] = true
@@ -186,56 +190,62 @@ func (s *Store) StoreResults(ctx context.Context, results []action.ResultMessage
 	return ack, nil
 }
 
-// storeBatch locks and updates the commands of one batch of results and
-// returns the state of every command in named after it.
+// storeBatch stores one batch of results and returns the state of every
+// command in named after it: the commands it changed, and the others as
+// read once it committed.
 func (s *Store) storeBatch(ctx context.Context, named []int64, rr *resultRows) (map[int64]cmdState, error) {
-	if len(named) == 0 {
-		return nil, nil
-	}
-	b := &pgx.Batch{}
-	// Lock first, in ID order: the UPDATE's own statement then starts
-	// after every concurrent batch touching these commands committed, so
-	// what it reads of them is current.
-	b.Queue(`SELECT id FROM commands WHERE id = ANY($1) AND status = $2 ORDER BY id FOR UPDATE`,
-		named, action.CmdSent)
-	b.Queue(`WITH upd AS (
-			UPDATE commands c SET status = u.status, code = u.code, error = u.error, results = u.results,
-				found = u.found, finishtime = u.fin, finishtime_ns = u.finns
+	state := make(map[int64]cmdState, len(named))
+	if len(rr.ids) > 0 {
+		rows, err := s.pool.Query(ctx, `UPDATE commands c SET status = u.status, code = u.code, error = u.error,
+				results = u.results, found = u.found, finishtime = u.fin, finishtime_ns = u.finns
 			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
 				$7::bool[], $8::timestamptz[], $9::int2[])
 				AS u(id, agent, status, code, error, results, found, fin, finns)
 			WHERE c.id = u.id AND c.agent_id = u.agent AND c.status = $10
-			RETURNING c.id, c.agent_id)
-		SELECT id, agent_id, '', true FROM upd
-		UNION ALL
-		SELECT id, agent_id, status, false FROM commands WHERE id = ANY($11) AND id NOT IN (SELECT id FROM upd)`,
-		rr.ids, rr.agents, rr.statuses, rr.codes, rr.errTexts, rr.results, rr.found, rr.fins, rr.finNs,
-		action.CmdSent, named)
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("lock commands: %w", err)
+			RETURNING c.id, c.agent_id`,
+			rr.ids, rr.agents, rr.statuses, rr.codes, rr.errTexts, rr.results, rr.found, rr.fins, rr.finNs,
+			action.CmdSent)
+		if err != nil {
+			return nil, fmt.Errorf("update commands: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			st := cmdState{stored: true}
+			if err := rows.Scan(&id, &st.agent); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("update commands: %w", err)
+			}
+			state[id] = st
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("update commands: %w", err)
+		}
 	}
-	rows, err := br.Query()
+	var others []int64
+	for _, id := range named {
+		if !state[id].stored {
+			others = append(others, id)
+		}
+	}
+	if len(others) == 0 {
+		return state, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, agent_id, status FROM commands WHERE id = ANY($1)`, others)
 	if err != nil {
-		return nil, fmt.Errorf("update commands: %w", err)
+		return nil, fmt.Errorf("read commands: %w", err)
 	}
-	state := make(map[int64]cmdState, len(named))
+	defer rows.Close()
 	for rows.Next() {
 		var id int64
 		var st cmdState
-		if err := rows.Scan(&id, &st.agent, &st.status, &st.stored); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("update commands: %w", err)
+		if err := rows.Scan(&id, &st.agent, &st.status); err != nil {
+			return nil, fmt.Errorf("read commands: %w", err)
 		}
 		state[id] = st
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("update commands: %w", err)
-	}
-	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("commit results: %w", err)
+		return nil, fmt.Errorf("read commands: %w", err)
 	}
 	return state, nil
 }

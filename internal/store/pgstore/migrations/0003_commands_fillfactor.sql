@@ -1,0 +1,14 @@
+-- 0003: pages of commands keep four fifths free for the results to come.
+--
+-- A command is inserted at about 100 bytes and grows to several hundred
+-- when its result is stored. With a fill factor of 50 only a third of those
+-- updates found room on the same page: the others were not heap-only, so
+-- each one also inserted into the three indexes of commands and wrote four
+-- WAL records instead of one. With 20, results of up to ~350 bytes a row
+-- (a file search with a few matches; most commands find nothing and are
+-- smaller) are stored in place: ingestion runs 1.5 to 2 times faster and
+-- writes half the WAL. Measured on 100,000 commands with a 190-byte
+-- result each: heap 60 MB from the start instead of 22 MB, but 60 MB heap +
+-- 8 MB indexes once the results are in, against 59 MB + 16 MB with 50.
+-- Only pages written from now on use it; existing rows are not rewritten.
+ALTER TABLE commands SET (fillfactor = 20);
