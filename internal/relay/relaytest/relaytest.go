@@ -707,8 +707,11 @@ func testReconnect(t *testing.T, h Harness) {
 	case <-time.After(waitFor):
 		t.Fatalf("OnConnect registered after the first connect did not run after the restart")
 	}
-	if got := late.Load(); got != 2 {
-		t.Errorf("late OnConnect ran %d times, want 2", got)
+	// A cluster restarted node by node can move an agent more than once,
+	// and each connect runs the callbacks again: at least 2, never fewer
+	// than the connects since it was registered.
+	if got, connects := late.Load(), a.connects.Load(); got < 2 || got < connects-1 {
+		t.Errorf("late OnConnect ran %d times after %d connects, want at least 2 and one per connect after the first", got, connects)
 	}
 
 	hub := newHub(t, h)
