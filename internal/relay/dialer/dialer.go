@@ -11,7 +11,7 @@ import (
 
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/relay/amqprelay"
-	"github.com/migplatform/mig/internal/relay/natsrelay"
+	"github.com/migplatform/mig/internal/relay/natsconn"
 )
 
 // New returns a relay.Dialer that dispatches on the credentials' URL scheme
@@ -21,7 +21,7 @@ func New(logger *slog.Logger) relay.Dialer {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	amqp := amqprelay.NewDialer(logger)
-	nats := natsrelay.NewDialer(logger)
+	nats := natsconn.NewDialer(logger)
 	return func(ctx context.Context, agentID string, c relay.Credentials) (relay.Conn, error) {
 		if IsAMQP(c.URL) {
 			return amqp(ctx, agentID, c)
