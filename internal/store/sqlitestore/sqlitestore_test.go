@@ -260,6 +260,68 @@ func BenchmarkStoreResults(b *testing.B) {
 	b.ReportMetric(float64(total*b.N)/elapsed.Seconds(), "results/s")
 }
 
+// BenchmarkStoreResultsBaseline is the baseline of BenchmarkStoreResults in
+// the same driver: what modernc.org/sqlite itself does with the update of
+// testdata's ingest-baseline.sh (internal/store/pgstore/testdata), 100,000
+// rows of a table shaped like commands, without triggers, in 100
+// transactions of one UPDATE of 1,000 rows each, with the data generated in
+// the statement. The script runs the same SQL in the sqlite3 CLI (native C).
+func BenchmarkStoreResultsBaseline(b *testing.B) {
+	const total, batch = 100_000, 1_000
+	const res = `[{"foundanything":false,"success":true,"elements":{"s1":[{"file":"/etc/passwd","fileinfo":{"size":2345,"mode":"-rw-r--r--"}}]},"statistics":{"filescount":42,"totalhits":1}}]`
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", filepath.Join(b.TempDir(), "baseline.db")+
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-32768)&_txlock=immediate")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE commands (id INTEGER PRIMARY KEY, action_id INTEGER NOT NULL,
+		agent_id TEXT NOT NULL, agent_name TEXT NOT NULL, status TEXT NOT NULL, code TEXT NOT NULL DEFAULT '',
+		error TEXT NOT NULL DEFAULT '', results TEXT, found INTEGER NOT NULL DEFAULT 0, starttime TEXT NOT NULL,
+		finishtime TEXT) STRICT`); err != nil {
+		b.Fatal(err)
+	}
+	for _, q := range []string{`CREATE INDEX commands_action ON commands (action_id, id)`,
+		`CREATE INDEX commands_agent_status ON commands (agent_id, status)`,
+		`CREATE INDEX commands_action_status ON commands (action_id, status)`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next int64
+	var elapsed time.Duration
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		if _, err := db.ExecContext(ctx, `WITH RECURSIVE g(n) AS (SELECT ? UNION ALL SELECT n+1 FROM g WHERE n < ?)
+			INSERT INTO commands (id, action_id, agent_id, agent_name, status, starttime)
+			SELECT n, ?, printf('agent-%06d', n), 'x', 'sent', '2025-01-01T00:00:00.000000000Z' FROM g`,
+			next+1, next+total, i+1); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		for lo := next + 1; lo <= next+total; lo += batch {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE commands SET status = 'success', results = '`+res+`',
+				finishtime = '2025-01-01T00:00:01.000000000Z' WHERE id BETWEEN ? AND ? AND status = 'sent'`,
+				lo, lo+batch-1); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		elapsed += time.Since(start)
+		next += total
+	}
+	b.ReportMetric(float64(total*b.N)/elapsed.Seconds(), "rows/s")
+}
+
 // TestStoreResultsLargeBatch stores a batch larger than one UPDATE
 // statement, over several actions, with duplicates, strangers, unknown
 // commands and commands stored earlier, and checks the acknowledgements,
