@@ -97,7 +97,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
+	if err := ping(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite database %q: %w", path, err)
 	}
@@ -112,7 +112,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	}
 	r.SetMaxOpenConns(maxReaders)
 	r.SetMaxIdleConns(maxReaders)
-	if err := r.PingContext(ctx); err != nil {
+	if err := ping(ctx, r); err != nil {
 		w.Close()
 		r.Close()
 		return nil, fmt.Errorf("open sqlite database %q for reading: %w", path, err)
@@ -124,6 +124,34 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		return nil, fmt.Errorf("sqlite database %q: prepare: %w", path, err)
 	}
 	return &Store{w: w, r: r, logger: logger, insertCmds: ins}, nil
+}
+
+// ping opens db's first connection. Connections that open a new database at
+// the same moment (servers starting together) can be refused with
+// SQLITE_BUSY while another one switches it to WAL, without the busy
+// handler being asked: try again for up to busyTimeout.
+func ping(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqlite3.SQLITE_BUSY
+	}
+	return strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked")
 }
 
 // Close closes the database.
