@@ -5,10 +5,11 @@
 // Every hot path is one transaction per batch and a handful of statements
 // per transaction, whatever the batch size: heartbeats are one INSERT ... ON
 // CONFLICT over unnest()ed arrays, command fan-out is a COPY, results are one
-// UPDATE ... FROM unnest() after the rows are locked in ID order. Locking in
-// a fixed order keeps two servers that store overlapping batches (an agent
-// resending a result to another server) from deadlocking; a transaction that
-// still fails with a deadlock or a serialization failure is run again.
+// UPDATE ... FROM unnest() in a transaction of its own, which re-checks each
+// command's agent and status under its row lock; commands it did not change
+// are read after the commit. Two servers storing overlapping batches (an
+// agent resending a result to another server) can deadlock: a transaction
+// that fails with a deadlock or a serialization failure is run again.
 //
 // Several stores (in one or several processes) may use one database at
 // once. A result is stored once: a command moves from sent to a terminal
