@@ -24,8 +24,8 @@ import (
 // and creates every command in a transaction that checks it
 // (store.DispatchCommands). Pages of the target are resolved to agent IDs
 // and names, turned into commands and messages, stored, then sent, in a
-// pipeline: the store writes batch k+1 while the relay sends batch k, and
-// no command is sent before it is stored.
+// pipeline: the store writes the next batches while the relay sends batch
+// k, and no command is sent before it is stored.
 //
 // If a server dies in the middle, its lease expires and the sweep of any
 // server (Sweep, every SweepEvery) takes the dispatch over: it resolves the
@@ -36,6 +36,10 @@ import (
 // but not sent go out when their agent says hello, as always. While it is
 // being dispatched an action stays pending, which checkFinished never
 // finishes.
+
+// dispatchAhead bounds the batches stored but not yet sent of one dispatch
+// (8 batches of 1,000 commands of 1.5 KB: 12 MB).
+const dispatchAhead = 8
 
 // errNoLease is the cause of a dispatch's context when its lease was lost.
 var errNoLease = errors.New("dispatch lease lost")
@@ -153,14 +157,16 @@ func (s *Scheduler) dispatch(ctx context.Context, a *action.Action, l store.Disp
 	wg.Go(func() { s.renewLoop(ctx, l, cancel) })
 	if resume {
 		// The server that stopped may have stored commands it never sent
-		// (the pipeline stores a batch ahead): send again the ones still
+		// (the pipeline stores batches ahead): send again the ones still
 		// unanswered. An agent ignores a command it already has.
 		s.resendUnanswered(ctx, a, enc)
 	}
 
 	// The producer resolves, encodes and stores batches; this goroutine
-	// sends them. One batch waits in the channel while the next is stored.
-	batches := make(chan []relay.Outbound, 1)
+	// sends them. The producer may run dispatchAhead batches ahead, so
+	// that most commands are stored before the results of the first ones
+	// compete with it for the store (SQLite has a single writer).
+	batches := make(chan []relay.Outbound, dispatchAhead)
 	var created int
 	var perr error
 	wg.Go(func() {

@@ -52,7 +52,55 @@ func newRig(t *testing.T, cfg Config) *rig {
 		rs.Shutdown()
 		st.Close()
 	})
+	r.waitReceiving()
 	return r
+}
+
+// waitReceiving returns once the scheduler receives from the relay: the
+// relay keeps nothing, so a hello published before the scheduler's
+// subscription is in place would be lost. A probe agent publishes a result
+// for an unknown command (which changes nothing in the store) until it is
+// acknowledged.
+func (r *rig) waitReceiving() {
+	r.t.Helper()
+	const probe = "ffffffffffffffffffffffffffffffff"
+	conn, err := natsrelay.Dial(r.t.Context(), probe, relay.Credentials{URL: r.relay.ClientURL(), User: probe, Password: "pw-" + probe})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(r.t.Context())
+	acked := make(chan struct{})
+	var once sync.Once
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = conn.Subscribe(ctx, func(kind string, _ []byte) {
+			if kind == relay.KindAck {
+				once.Do(func() { close(acked) })
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	res, err := action.Marshal(action.ResultMessage{V: action.ProtocolVersion, AgentID: probe, CommandID: 1, ActionID: 1,
+		Status: action.CmdSuccess})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second) // a hang guard, not a timing test
+	for {
+		if err := conn.Publish(ctx, relay.KindResult, res); err != nil {
+			r.t.Fatal(err)
+		}
+		select {
+		case <-acked:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal("the scheduler does not receive from the relay")
+		}
+	}
 }
 
 func agentID(i int) string { return fmt.Sprintf("%032x", i+1) }
