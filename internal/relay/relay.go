@@ -51,6 +51,16 @@ type Inbound struct {
 	AgentID string
 	Kind    string // KindResult or KindHeartbeat
 	Data    []byte
+	// Defer, if non-nil, lets the handler keep the message in the relay
+	// after it returns: called while the handler runs, it returns the
+	// function that releases the message (call it once, from any
+	// goroutine, when the message is handled for good — a result stored).
+	// Until then a relay that keeps messages (RabbitMQ) delivers it to
+	// another server if this one dies. Without a call to Defer the relay
+	// releases the message when the handler returns. Relays that keep
+	// nothing (NATS) leave Defer nil: there the agent sends again what the
+	// server did not acknowledge.
+	Defer func() (release func())
 }
 
 // Hub is the server's side of the relay.

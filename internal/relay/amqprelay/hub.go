@@ -16,8 +16,10 @@ import (
 )
 
 // DefaultPrefetch is how many unacknowledged deliveries one Receive holds
-// at most when Options.Prefetch is zero.
-const DefaultPrefetch = 256
+// at most when Options.Prefetch is zero. The scheduler keeps each result
+// unacknowledged until it is stored (relay.Inbound.Defer), in batches of up
+// to 1,000: room for two batches keeps ingestion from waiting on the broker.
+const DefaultPrefetch = 2048
 
 // Options configures a hub.
 type Options struct {
@@ -389,9 +391,18 @@ func (h *hub) consume(ctx context.Context, conn *amqp.Connection, handle func(re
 			}
 			continue
 		}
-		handle(relay.Inbound{AgentID: id, Kind: kind, Data: d.Body})
-		if err := d.Ack(false); err != nil {
-			h.log.Debug("acknowledging a message", "err", err)
+		ack := func() {
+			if err := d.Ack(false); err != nil {
+				h.log.Debug("acknowledging a message", "err", err)
+			}
+		}
+		deferred := false
+		handle(relay.Inbound{AgentID: id, Kind: kind, Data: d.Body, Defer: func() func() {
+			deferred = true
+			return sync.OnceFunc(ack)
+		}})
+		if !deferred {
+			ack()
 		}
 	}
 }

@@ -105,6 +105,7 @@ func Run(t *testing.T, h Harness) {
 		})
 	}
 	durable("RedeliveryToServer", testRedeliveryToServer)
+	durable("DeferredRelease", testDeferredRelease)
 	durable("RedeliveryToAgent", testRedeliveryToAgent)
 	durable("OfflineAgent", testOfflineAgent)
 	durable("ResultsWaitForServer", testResultsWaitForServer)
@@ -829,6 +830,67 @@ func testRedeliveryToServer(t *testing.T, h Harness) {
 	if m.AgentID != a.id || m.Kind != relay.KindResult || string(m.Data) != "result of a dying server" {
 		t.Errorf("second hub received (%s, %s, %q), want (%s, %s, %q)",
 			m.AgentID, m.Kind, m.Data, a.id, relay.KindResult, "result of a dying server")
+	}
+	r.expectNothing(t)
+}
+
+// testDeferredRelease: a message whose handler deferred its release is
+// delivered again to another server if the first dies before releasing it,
+// and never again once released.
+func testDeferredRelease(t *testing.T, h Harness) {
+	a := dialAgent(t, h)
+	a.waitConnected(t, 1)
+	first := h.NewHub(t)
+	defer first.Close()
+	releases := make(chan func(), 2)
+	got := make(chan string, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	go func() {
+		done <- first.Receive(ctx, func(m relay.Inbound) {
+			if m.Kind != relay.KindResult {
+				return
+			}
+			if m.Defer == nil {
+				t.Errorf("a durable relay's Inbound has no Defer")
+				return
+			}
+			releases <- m.Defer()
+			got <- string(m.Data)
+		})
+	}()
+	for _, data := range []string{"released", "held by a dying server"} {
+		if err := a.conn.Publish(t.Context(), relay.KindResult, []byte(data)); err != nil {
+			t.Fatalf("Publish = %v, want no error", err)
+		}
+		select {
+		case d := <-got:
+			if d != data {
+				t.Fatalf("first hub received %q, want %q", d, data)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("first hub received nothing in %s", waitFor)
+		}
+	}
+	release := <-releases
+	release()
+	release() // a second call does nothing
+	<-releases // never called: the server dies holding it
+	cancel()
+	<-done
+	done <- nil
+	if err := first.Close(); err != nil {
+		t.Errorf("Close() = %v", err)
+	}
+	r := receive(t, h, newHub(t, h))
+	m := r.next(t)
+	if m.AgentID != a.id || m.Kind != relay.KindResult || string(m.Data) != "held by a dying server" {
+		t.Errorf("second hub received (%s, %s, %q), want (%s, %s, %q)",
+			m.AgentID, m.Kind, m.Data, a.id, relay.KindResult, "held by a dying server")
 	}
 	r.expectNothing(t)
 }
