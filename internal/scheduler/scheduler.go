@@ -95,7 +95,7 @@ type Scheduler struct {
 	hub        relay.Hub
 	log        *slog.Logger
 	now        func() time.Time
-	results    chan action.ResultMessage
+	results    chan inResult
 	heartbeats chan action.HeartbeatMessage
 
 	mu       sync.Mutex
@@ -114,7 +114,7 @@ func New(cfg Config, st store.Store, hub relay.Hub, logger *slog.Logger) *Schedu
 		hub:        hub,
 		log:        logger.With("component", "scheduler"),
 		now:        time.Now,
-		results:    make(chan action.ResultMessage, cfg.QueueSize),
+		results:    make(chan inResult, cfg.QueueSize),
 		heartbeats: make(chan action.HeartbeatMessage, cfg.QueueSize),
 		finished:   map[uint64]bool{},
 	}
@@ -159,6 +159,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return err
 }
 
+// inResult is a received result and what releases it in the relay.
+type inResult struct {
+	msg     action.ResultMessage
+	release func() // nil if the relay keeps nothing
+}
+
 // handle is called by the relay for every inbound message.
 func (s *Scheduler) handle(m relay.Inbound) {
 	switch m.Kind {
@@ -172,7 +178,13 @@ func (s *Scheduler) handle(m relay.Inbound) {
 			s.log.Warn("result names another agent", "agent", m.AgentID, "claimed", r.AgentID)
 			return
 		}
-		s.results <- *r
+		// A durable relay keeps the message until the result is stored,
+		// so that another server gets it if this one dies first.
+		var release func()
+		if m.Defer != nil {
+			release = m.Defer()
+		}
+		s.results <- inResult{msg: *r, release: release}
 	case relay.KindHeartbeat:
 		h, err := action.DecodeHeartbeat(m.Data)
 		if err != nil {
@@ -240,7 +252,19 @@ func (s *Scheduler) resultLoop(ctx context.Context, stop <-chan struct{}) {
 				continue
 			}
 		}
-		s.storeResults(ctx, batch)
+		msgs := make([]action.ResultMessage, len(batch))
+		for i, r := range batch {
+			msgs[i] = r.msg
+		}
+		s.storeResults(ctx, msgs)
+		// Released even when storing failed: the agent sends again what it
+		// was not acknowledged, and a message held forever would block the
+		// relay's delivery window.
+		for _, r := range batch {
+			if r.release != nil {
+				r.release()
+			}
+		}
 	}
 }
 
