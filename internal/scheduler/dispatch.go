@@ -18,25 +18,6 @@ import (
 	"github.com/migplatform/mig/internal/target"
 )
 
-// Fanning an action out
-//
-// Dispatch holds the action's dispatch lease in the store from start to end
-// and creates every command in a transaction that checks it
-// (store.DispatchCommands). Pages of the target are resolved to agent IDs
-// and names, turned into commands and messages, stored, then sent, in a
-// pipeline: the store writes the next batches while the relay sends batch
-// k, and no command is sent before it is stored.
-//
-// If a server dies in the middle, its lease expires and the sweep of any
-// server (Sweep, every SweepEvery) takes the dispatch over: it resolves the
-// target again, creates commands only for the agents that have none for the
-// action, sends them and sets the action in flight. The lease makes the two
-// exclusive: once the new holder took it, the old one can store nothing, so
-// no agent ever gets two commands for one action. Commands that were stored
-// but not sent go out when their agent says hello, as always. While it is
-// being dispatched an action stays pending, which checkFinished never
-// finishes.
-
 // dispatchAhead bounds the batches stored but not yet sent of one dispatch
 // (8 batches of 1,000 commands of 1.5 KB: 12 MB).
 const dispatchAhead = 8
@@ -49,6 +30,24 @@ var errNoLease = errors.New("dispatch lease lost")
 // returns the number of commands created. When another server holds the
 // action's dispatch lease, or the action is no longer pending, it does
 // nothing and returns 0.
+//
+// Dispatch holds the action's dispatch lease in the store from start to end
+// and creates every command in a transaction that checks it
+// (store.DispatchCommands). Pages of the target are resolved to agent IDs
+// and names, turned into commands and messages, stored, then sent, in a
+// pipeline: the store writes the next batches while the relay sends one,
+// and no command is sent before it is stored.
+//
+// If a server dies in the middle (or Dispatch fails), the lease expires and
+// the sweep of any server (Sweep, every SweepEvery) takes the dispatch over:
+// it sends again the action's commands still unanswered (the server that
+// stopped may have stored some it never sent; agents ignore a command they
+// already have), resolves the target again, creates commands only for the
+// agents that have none for the action, sends them and sets the action in
+// flight. The lease makes the two exclusive: once the new holder took it, the
+// old one can store nothing more, so no agent gets two commands for one
+// action. While it is being dispatched an action stays pending, and a
+// pending action is never finished.
 func (s *Scheduler) Dispatch(ctx context.Context, a *action.Action) (int, error) {
 	l, err := s.acquire(ctx, a.ID)
 	if errors.Is(err, store.ErrLeaseHeld) || errors.Is(err, store.ErrNotPending) {
