@@ -878,7 +878,7 @@ func testDeferredRelease(t *testing.T, h Harness) {
 	}
 	release := <-releases
 	release()
-	release() // a second call does nothing
+	release()  // a second call does nothing
 	<-releases // never called: the server dies holding it
 	cancel()
 	<-done
