@@ -125,6 +125,9 @@ func (c *calloutCluster) start(t testing.TB) {
 			t.Fatalf("node %d: nats-server configuration: %v\n%s", i, err, c.natsConfig(t, i))
 		}
 		opts.NoSigs = true
+		// Nodes stop in lame duck mode (see stopNodes).
+		opts.LameDuckDuration = time.Second
+		opts.LameDuckGracePeriod = 300 * time.Millisecond
 		ns, err := server.NewServer(opts)
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
@@ -165,13 +168,23 @@ func (c *calloutCluster) shutdown() {
 	if co != nil {
 		_ = co.Close()
 	}
-	c.stopNodes()
+	for i := range clusterSize {
+		if n := c.node(i); n != nil {
+			n.Shutdown() // every client is gone by now
+			n.WaitForShutdown()
+		}
+	}
 }
 
+// stopNodes stops every node in lame duck mode: it stops accepting clients
+// before it shuts down. nats-server 2.15 (up to 2.15.2 at least) can crash
+// when a client's login starts an auth callout while the server shuts down
+// (newRespInbox reads the system account's state shutdownEventing has just
+// cleared); agents reconnecting during a restart hit exactly that.
 func (c *calloutCluster) stopNodes() {
 	for i := range clusterSize {
 		if n := c.node(i); n != nil {
-			n.Shutdown()
+			n.LameDuckShutdown()
 			n.WaitForShutdown()
 		}
 	}
