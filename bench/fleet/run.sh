@@ -15,6 +15,7 @@
 #   cluster   two mig-server processes, each running one node of an embedded
 #             relay cluster (needs postgres); agents spread over both nodes
 #
+# IDLE (default 5s) is how long mig-bench measures the idle server first.
 # Binaries come from $BIN (default: built into a temporary directory). Ports
 # 32664/32665 (API), 32222/32223 (relay) and 32622/32623 (routes) must be free.
 set -euo pipefail
@@ -111,5 +112,5 @@ PIDS+=("$!")
 
 echo "# N=$N store=$STORE relay=$RELAY server pid=$SP ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 for r in $(seq "$RUNS"); do
-	"$BIN/mig-bench" -pid "$SP" -agents "$N" -idle 5s -mig "$BIN/mig" | tail -1
+	"$BIN/mig-bench" -pid "$SP" -agents "$N" -idle "${IDLE:-5s}" -mig "$BIN/mig" | tail -1
 done
