@@ -11,7 +11,8 @@
 #             psql must be installed)
 #   embedded  the relay inside mig-server
 #   amqp      RabbitMQ at $MIG_BENCH_AMQP (default guest:guest@127.0.0.1,
-#             AMQP 5672, management 15672), in a fresh vhost "migbench"
+#             AMQP 5672, management 15672), in a fresh vhost deleted at the
+#             end with the agents' users
 #   cluster   two mig-server processes, each running one node of an embedded
 #             relay cluster (needs postgres); agents spread over both nodes
 #
@@ -35,10 +36,18 @@ if [ -z "${BIN:-}" ]; then
 	(cd "$ROOT" && go build -o "$BIN/" ./cmd/mig-server ./cmd/mig-fleet ./cmd/mig-bench ./cmd/mig)
 fi
 PIDS=()
+VHOST=migbench-$$
+MGMT="http://${AMQP#*@}:15672/api"
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$WORK" "/dev/shm/mig-fleet-bench-$$"
+	if [ "$RELAY" = amqp ]; then # the agents' users, then the vhost
+		curl -sf -u "${AMQP%@*}" "$MGMT/vhosts/$VHOST/permissions" |
+			grep -o '"user":"[0-9a-f]\{32\}"' | cut -d'"' -f4 |
+			while read -r u; do curl -sf -u "${AMQP%@*}" -X DELETE "$MGMT/users/$u" || true; done
+		curl -sf -u "${AMQP%@*}" -X DELETE "$MGMT/vhosts/$VHOST" || true
+	fi
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK" "/dev/shm/mig-fleet-bench-$$"
 }
 trap cleanup EXIT
 
@@ -61,11 +70,9 @@ postgres)
 *) echo "unknown store $STORE" >&2; exit 2 ;;
 esac
 if [ "$RELAY" = amqp ]; then
-	curl -sf -u "${AMQP%@*}" -X DELETE "http://${AMQP#*@}:15672/api/vhosts/migbench" || true
-	curl -sf -u "${AMQP%@*}" -X PUT "http://${AMQP#*@}:15672/api/vhosts/migbench"
+	curl -sf -u "${AMQP%@*}" -X PUT "$MGMT/vhosts/$VHOST"
 	curl -sf -u "${AMQP%@*}" -X PUT -H 'content-type: application/json' \
-		-d '{"configure":".*","write":".*","read":".*"}' \
-		"http://${AMQP#*@}:15672/api/permissions/migbench/${AMQP%%:*}"
+		-d '{"configure":".*","write":".*","read":".*"}' "$MGMT/permissions/$VHOST/${AMQP%%:*}"
 fi
 
 # config I: the configuration of server I (0 or 1).
@@ -73,7 +80,7 @@ config() {
 	local i=$1 relay
 	case $RELAY in
 	embedded) relay="{\"listen\": \"127.0.0.1:3222$((2 + i))\", \"publicurl\": \"tls://127.0.0.1:3222$((2 + i))\", \"ca\": \"$D/ca.pem\"}" ;;
-	amqp) relay="{\"url\": \"amqp://$AMQP:5672/migbench\", \"managementurl\": \"http://$AMQP:15672\"}" ;;
+	amqp) relay="{\"url\": \"amqp://$AMQP:5672/$VHOST\", \"managementurl\": \"http://$AMQP:15672\"}" ;;
 	cluster) relay="{\"listen\": \"127.0.0.1:3222$((2 + i))\", \"publicurl\": \"tls://127.0.0.1:32222,tls://127.0.0.1:32223\", \"ca\": \"$D/ca.pem\",
 	  \"cluster\": {\"name\": \"migbench\", \"nodename\": \"node$i\", \"listen\": \"127.0.0.1:3262$((2 + i))\",
 	    \"routes\": [\"nats-route://127.0.0.1:3262$((3 - i))\"], \"user\": \"route\", \"password\": \"migbench-route-password\"}}" ;;
