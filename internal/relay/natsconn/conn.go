@@ -155,7 +155,7 @@ func dial(ctx context.Context, agentID string, cr relay.Credentials, logger *slo
 	opts := []nats.Option{
 		nats.Name("mig-agent " + agentID),
 		nats.UserInfo(agentID, cr.Password),
-		nats.Timeout(dialTimeout(ctx)),
+		nats.Timeout(DialTimeout(ctx)),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.IgnoreAuthErrorAbort(),
@@ -199,7 +199,7 @@ func dial(ctx context.Context, agentID string, cr relay.Credentials, logger *slo
 		// Have the subscription in place before any OnConnect callback
 		// runs. If this fails, the connection is going down and the
 		// subscription is made again on reconnect, before the callbacks.
-		if err := flush(ctx, nc); err != nil {
+		if err := Flush(ctx, nc); err != nil {
 			c.log.Debug("flushing the inbox subscription", "err", err)
 		}
 	}
@@ -302,7 +302,7 @@ func (c *conn) Publish(ctx context.Context, kind string, data []byte) error {
 	if err := c.nc.Publish(subject, data); err != nil {
 		return c.publishErr(kind, err)
 	}
-	if err := flush(ctx, c.nc); err != nil {
+	if err := Flush(ctx, c.nc); err != nil {
 		return c.publishErr(kind, err)
 	}
 	return nil
@@ -376,9 +376,9 @@ func (c *conn) isClosed() bool {
 	}
 }
 
-// dialTimeout is how long one connection attempt may take: the time left
+// DialTimeout is how long one connection attempt may take: the time left
 // before ctx's deadline, or a default.
-func dialTimeout(ctx context.Context) time.Duration {
+func DialTimeout(ctx context.Context) time.Duration {
 	const def = 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		if d := time.Until(dl); d < def {
@@ -388,9 +388,9 @@ func dialTimeout(ctx context.Context) time.Duration {
 	return def
 }
 
-// flush waits until the server has processed everything sent on nc so far,
-// for at most flushTimeout if ctx has no deadline.
-func flush(ctx context.Context, nc *nats.Conn) error {
+// Flush waits until the server has processed everything sent on nc so far,
+// for at most 30 s if ctx has no deadline.
+func Flush(ctx context.Context, nc *nats.Conn) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, flushTimeout)

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/migplatform/mig/internal/relay"
+	"github.com/migplatform/mig/internal/relay/natsconn"
 )
 
 // Auth callout: an operator-run nats-server (v2.10 or later) hands every
@@ -188,7 +189,7 @@ func StartCallout(ctx context.Context, url, user, password string, tlsConf *tls.
 	opts := []nats.Option{
 		nats.Name("mig-server-callout"),
 		nats.UserInfo(user, password),
-		nats.Timeout(dialTimeout(ctx)),
+		nats.Timeout(natsconn.DialTimeout(ctx)),
 		nats.MaxReconnects(-1),
 		nats.IgnoreAuthErrorAbort(),
 		nats.CustomReconnectDelay(reconnectDelay),

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/migplatform/mig/internal/relay"
+	"github.com/migplatform/mig/internal/relay/natsconn"
 )
 
 // Pending limits of each of the hub's subscriptions: enough for a burst of
@@ -76,7 +77,7 @@ func connectHub(ctx context.Context, url string, log *slog.Logger, opts ...nats.
 	}
 	all := []nats.Option{
 		nats.Name("mig-server"),
-		nats.Timeout(dialTimeout(ctx)),
+		nats.Timeout(natsconn.DialTimeout(ctx)),
 		// Publishing while disconnected fails instead of filling a buffer.
 		nats.ReconnectBufSize(-1),
 		nats.NoCallbacksAfterClientClose(),
@@ -105,18 +106,6 @@ func connectHub(ctx context.Context, url string, log *slog.Logger, opts ...nats.
 	return h, nil
 }
 
-// dialTimeout is how long one connection attempt may take: the time left
-// before ctx's deadline, or a default.
-func dialTimeout(ctx context.Context) time.Duration {
-	const def = 10 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		if d := time.Until(dl); d < def {
-			return max(d, time.Millisecond)
-		}
-	}
-	return def
-}
-
 // Send publishes every message, then flushes once: it returns when the relay
 // has taken all of them. It checks every message first and sends nothing if
 // one has a malformed agent ID or a kind other than command or ack.
@@ -142,7 +131,7 @@ func (h *hub) Send(ctx context.Context, msgs []relay.Outbound) error {
 			return h.connErr(fmt.Errorf("sending %s to agent %s: %w", m.Kind, m.AgentID, err))
 		}
 	}
-	if err := flush(ctx, h.nc); err != nil {
+	if err := natsconn.Flush(ctx, h.nc); err != nil {
 		return h.connErr(fmt.Errorf("flushing %d messages: %w", len(msgs), err))
 	}
 	return nil
@@ -200,7 +189,7 @@ func (h *hub) Receive(ctx context.Context, handle func(relay.Inbound)) error {
 	if h.nc.IsConnected() {
 		// Make sure the subscriptions are in place before going on; if the
 		// connection is down, they will be made on reconnect.
-		if err := flush(ctx, h.nc); err != nil && ctx.Err() == nil {
+		if err := natsconn.Flush(ctx, h.nc); err != nil && ctx.Err() == nil {
 			h.log.Warn("flushing subscriptions", "err", err)
 		}
 	}
@@ -240,15 +229,4 @@ func (h *hub) connErr(err error) error {
 		return fmt.Errorf("%w: %w", relay.ErrClosed, err)
 	}
 	return err
-}
-
-// flush waits until the server has processed everything sent on nc so far,
-// for at most flushTimeout if ctx has no deadline.
-func flush(ctx context.Context, nc *nats.Conn) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, flushTimeout)
-		defer cancel()
-	}
-	return nc.FlushWithContext(ctx)
 }
