@@ -21,6 +21,9 @@ const usage = `usage: mig-server [flags]
   mig-server -c server.json       run the server from a configuration file
   mig-server -c server.json -add-investigator NAME -pubkey KEY.asc
                                   add an administrator investigator and exit
+  mig-server -gen-callout-key DIR make the keys for a NATS cluster's auth callout
+                                  in DIR and print the nats-server and mig-server
+                                  configuration to use them
 
 Flags:
 `
