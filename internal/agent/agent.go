@@ -429,6 +429,21 @@ func (a *Agent) heartbeat(ctx context.Context, hello bool) {
 		a.log.Error("cannot encode a heartbeat", "err", err)
 		return
 	}
+	if !hello {
+		// A plain heartbeat needs no confirmation: the next one follows.
+		a.mu.Lock()
+		n, ok := a.conn.(relay.Notifier)
+		a.mu.Unlock()
+		if ok {
+			if err := n.Notify(relay.KindHeartbeat, data); err != nil {
+				a.log.Debug("cannot publish", "kind", relay.KindHeartbeat, "err", err)
+				return
+			}
+			// Connected and authenticated: the relay takes our messages.
+			a.lastOK.Store(time.Now().UnixNano())
+			return
+		}
+	}
 	a.publish(ctx, relay.KindHeartbeat, data)
 }
 

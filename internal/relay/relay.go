@@ -101,5 +101,15 @@ type Conn interface {
 	Close() error
 }
 
+// Notifier is implemented by connections that can also publish without
+// waiting for the relay to confirm it has the message (a round trip to the
+// broker). The agent uses it for its periodic heartbeats, whose loss costs
+// nothing (the next one follows), so that an idle fleet costs the relay one
+// read per heartbeat instead of a read and a write; hellos and results are
+// always published with Publish.
+type Notifier interface {
+	Notify(kind string, data []byte) error
+}
+
 // Dialer connects an agent to the relay named in its credentials.
 type Dialer func(ctx context.Context, agentID string, c Credentials) (Conn, error)

@@ -308,6 +308,29 @@ func (c *conn) Publish(ctx context.Context, kind string, data []byte) error {
 	return nil
 }
 
+// Notify is Publish without waiting for the relay (relay.Notifier): the
+// message is written to the connection and may be lost with it. It fails at
+// once, with ErrDisconnected, while the connection is down.
+func (c *conn) Notify(kind string, data []byte) error {
+	if c.isClosed() {
+		return relay.ErrClosed
+	}
+	subject, err := ServerSubject(c.id, kind)
+	if err != nil {
+		return err
+	}
+	if len(data) > action.MaxMessageSize {
+		return fmt.Errorf("%w: %s of %d bytes, over the limit of %d", ErrTooLarge, kind, len(data), action.MaxMessageSize)
+	}
+	if !c.nc.IsConnected() {
+		return fmt.Errorf("publishing %s: %w", kind, ErrDisconnected)
+	}
+	if err := c.nc.Publish(subject, data); err != nil {
+		return c.publishErr(kind, err)
+	}
+	return nil
+}
+
 func (c *conn) publishErr(kind string, err error) error {
 	switch {
 	case c.isClosed() || errors.Is(err, nats.ErrConnectionClosed):
