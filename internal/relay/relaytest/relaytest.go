@@ -717,16 +717,31 @@ func testReconnect(t *testing.T, h Harness) {
 
 	hub := newHub(t, h)
 	r := receive(t, h, hub)
-	send(t, hub, relay.Outbound{AgentID: a.id, Kind: relay.KindCommand, Data: []byte("after restart")})
-	a.expect(t, inMsg{relay.KindCommand, "after restart"})
-	if err := a.conn.Publish(t.Context(), relay.KindResult, []byte("result after restart")); err != nil {
-		t.Fatalf("Publish after restart = %v, want no error", err)
+	// The agent shows it is back the way the platform's agents do, by
+	// publishing (a hello): a cluster restarted node by node may still be
+	// moving it when Restart returns. Publish fails at once while it is
+	// disconnected.
+	deadline := time.Now().Add(waitFor)
+	for {
+		err := a.conn.Publish(t.Context(), relay.KindResult, []byte("result after restart"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Publish after restart = %v for %s, want no error", err, waitFor)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	got := r.next(t)
 	if got.AgentID != a.id || got.Kind != relay.KindResult || string(got.Data) != "result after restart" {
 		t.Errorf("hub received (%s, %s, %q), want (%s, %s, %q)",
 			got.AgentID, got.Kind, got.Data, a.id, relay.KindResult, "result after restart")
 	}
+	if h.Settle != nil {
+		h.Settle(t)
+	}
+	send(t, hub, relay.Outbound{AgentID: a.id, Kind: relay.KindCommand, Data: []byte("after restart")})
+	a.expect(t, inMsg{relay.KindCommand, "after restart"})
 }
 
 // testHeartbeats: many agents heartbeat at once; the hub gets every
