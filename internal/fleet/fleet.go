@@ -455,6 +455,17 @@ func (c *countingConn) Publish(ctx context.Context, kind string, data []byte) er
 	return err
 }
 
+// Notify passes a plain heartbeat to the relay's Notify (relay.Notifier),
+// or publishes it where the relay has none.
+func (c *countingConn) Notify(kind string, data []byte) error {
+	if n, ok := c.Conn.(relay.Notifier); ok {
+		return n.Notify(kind, data)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.Conn.Publish(ctx, kind, data)
+}
+
 func (c *countingConn) Subscribe(ctx context.Context, h func(kind string, data []byte)) error {
 	return c.Conn.Subscribe(ctx, func(kind string, data []byte) {
 		if kind == relay.KindCommand {
