@@ -286,21 +286,8 @@ func (c *conn) runCallbacks() {
 // at most flushTimeout if ctx has no deadline. It fails at once, with
 // ErrDisconnected, while the connection is down.
 func (c *conn) Publish(ctx context.Context, kind string, data []byte) error {
-	if c.isClosed() {
-		return relay.ErrClosed
-	}
-	subject, err := ServerSubject(c.id, kind)
-	if err != nil {
+	if err := c.Notify(kind, data); err != nil {
 		return err
-	}
-	if len(data) > action.MaxMessageSize {
-		return fmt.Errorf("%w: %s of %d bytes, over the limit of %d", ErrTooLarge, kind, len(data), action.MaxMessageSize)
-	}
-	if !c.nc.IsConnected() {
-		return fmt.Errorf("publishing %s: %w", kind, ErrDisconnected)
-	}
-	if err := c.nc.Publish(subject, data); err != nil {
-		return c.publishErr(kind, err)
 	}
 	if err := Flush(ctx, c.nc); err != nil {
 		return c.publishErr(kind, err)
