@@ -176,10 +176,17 @@ func (r *rig) agent(i int, os string, hello bool) *fakeAgent {
 	return a
 }
 
+// counts returns the distinct commands the agent got and the acks. A command
+// can arrive twice (sent by Dispatch and again by the redelivery a hello
+// triggers, when the two race); agents ignore the second copy.
 func (a *fakeAgent) counts() (cmds, acks int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.cmds), len(a.acked)
+	seen := map[uint64]bool{}
+	for _, id := range a.cmds {
+		seen[id] = true
+	}
+	return len(seen), len(a.acked)
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
