@@ -2,61 +2,21 @@ package pgstore_test
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"testing"
-	"time"
 
-	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/store"
 	"github.com/migplatform/mig/internal/store/pgstore"
 	"github.com/migplatform/mig/internal/store/pgstore/pgtest"
+	"github.com/migplatform/mig/internal/store/storetest"
 )
 
-// BenchmarkDispatchCommands10000 stores the commands of one action to
-// 10,000 agents in batches of 1,000 under a dispatch lease, as
-// Scheduler.Dispatch does: "runs" with consecutive command IDs from a random
-// base per batch (what the scheduler does), "random" with a random ID per
-// command (what it did before).
+// BenchmarkDispatchCommands10000: see storetest.BenchmarkDispatchCommands.
 func BenchmarkDispatchCommands10000(b *testing.B) {
-	for _, ids := range []string{"runs", "random"} {
-		b.Run(ids, func(b *testing.B) {
-			ctx := context.Background()
-			s, err := pgstore.Open(ctx, pgtest.Schema(b, 4), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			const n, batch = 10000, 1000
-			cmds := make([]action.Command, batch)
-			aid := uint64(0)
-			for b.Loop() {
-				aid++
-				now := time.Now()
-				a := &action.Action{ID: aid, Name: "bench", Target: "TRUE", ValidFrom: now, ExpireAfter: now.Add(time.Hour)}
-				if err := s.CreateAction(ctx, a); err != nil {
-					b.Fatal(err)
-				}
-				l := store.DispatchLease{ActionID: aid, Owner: fmt.Sprint("bench/", aid), Expires: now.Add(time.Minute)}
-				if err := s.AcquireDispatch(ctx, l, now); err != nil {
-					b.Fatal(err)
-				}
-				for start := 0; start < n; start += batch {
-					base := rand.Uint64N(1<<52) + 1
-					for i := range cmds {
-						id := base + uint64(i)
-						if ids == "random" {
-							id = rand.Uint64N(1<<53-1) + 1
-						}
-						cmds[i] = action.Command{ID: id, Action: action.Action{ID: aid}, AgentID: fmt.Sprintf("%032x", start+i),
-							AgentName: fmt.Sprintf("host-%05d.example.net", start+i), StartTime: now}
-					}
-					if err := s.DispatchCommands(ctx, l, cmds); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/10k")
-		})
-	}
+	storetest.BenchmarkDispatchCommands(b, func(b *testing.B) store.Store {
+		s, err := pgstore.Open(context.Background(), pgtest.Schema(b, 4), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
 }
