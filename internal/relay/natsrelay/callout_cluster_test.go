@@ -264,48 +264,11 @@ func (c *calloutCluster) hub(t *testing.T) relay.Hub {
 // client of another node, the Callout's included.
 func (c *calloutCluster) settle(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		missing := c.missingInterest()
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster did not settle in 30s: %s", missing)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (c *calloutCluster) missingInterest() string {
-	for j := range clusterSize {
-		if !c.node(j).GlobalAccount().SubscriptionInterest(CalloutSubject) {
-			return fmt.Sprintf("node %d does not know of the callout's subscription", j)
-		}
-	}
+	var nodes []*server.Server
 	for i := range clusterSize {
-		cz, err := c.node(i).Connz(&server.ConnzOptions{Subscriptions: true, Limit: 1 << 20})
-		if err != nil {
-			return fmt.Sprintf("node %d: connz: %v", i, err)
-		}
-		for _, ci := range cz.Conns {
-			for _, sub := range ci.Subs {
-				toks := strings.Split(sub, ".")
-				for k, tok := range toks {
-					if tok == "*" || tok == ">" {
-						toks[k] = "settle"
-					}
-				}
-				subject := strings.Join(toks, ".")
-				for j := range clusterSize {
-					if j != i && !c.node(j).GlobalAccount().SubscriptionInterest(subject) {
-						return fmt.Sprintf("node %d does not know of %q on node %d", j, sub, i)
-					}
-				}
-			}
-		}
+		nodes = append(nodes, c.node(i))
 	}
-	return ""
+	settleNodes(t, nodes, CalloutSubject)
 }
 
 // TestCalloutClusterConformance runs the conformance suite on a three-node

@@ -190,12 +190,24 @@ func TestClusterConformance(t *testing.T) {
 }
 
 // settle waits until every node knows of every subscription made by a
-// client of another node: interest crosses routes asynchronously.
+// client of another node.
 func (c *testCluster) settle(t *testing.T) {
+	t.Helper()
+	var nodes []*server.Server
+	for i := range clusterSize {
+		nodes = append(nodes, c.node(i).ns)
+	}
+	settleNodes(t, nodes)
+}
+
+// settleNodes waits until every node knows of every subscription a client
+// of another node made, and of the subjects in always: interest crosses
+// routes asynchronously.
+func settleNodes(t testing.TB, nodes []*server.Server, always ...string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		missing := c.missingInterest()
+		missing := missingInterest(nodes, always)
 		if missing == "" {
 			return
 		}
@@ -208,9 +220,16 @@ func (c *testCluster) settle(t *testing.T) {
 
 // missingInterest names one subscription some node does not know of yet, or
 // returns "".
-func (c *testCluster) missingInterest() string {
-	for i := range clusterSize {
-		cz, err := c.node(i).ns.Connz(&server.ConnzOptions{Subscriptions: true, Limit: 1 << 20})
+func missingInterest(nodes []*server.Server, always []string) string {
+	for _, subject := range always {
+		for j, n := range nodes {
+			if !n.GlobalAccount().SubscriptionInterest(subject) {
+				return fmt.Sprintf("node %d does not know of %q", j, subject)
+			}
+		}
+	}
+	for i, n := range nodes {
+		cz, err := n.Connz(&server.ConnzOptions{Subscriptions: true, Limit: 1 << 20})
 		if err != nil {
 			return fmt.Sprintf("node %d: connz: %v", i, err)
 		}
@@ -224,8 +243,8 @@ func (c *testCluster) missingInterest() string {
 					}
 				}
 				subject := strings.Join(toks, ".")
-				for j := range clusterSize {
-					if j != i && !c.node(j).ns.GlobalAccount().SubscriptionInterest(subject) {
+				for j, other := range nodes {
+					if j != i && !other.GlobalAccount().SubscriptionInterest(subject) {
 						return fmt.Sprintf("node %d does not know of %q on node %d", j, sub, i)
 					}
 				}
