@@ -29,8 +29,10 @@
 // aliases, sha3) is one filter that matches when the file's hash is one of
 // the listed values, compared case-insensitively; sha2 values pick SHA-256,
 // SHA-384 or SHA-512 and sha3 values SHA3-224, SHA3-256, SHA3-384 or
-// SHA3-512 by their length. The mismatch option inverts every filter of the
-// kinds it names (name, size, mode, mtime, content, md5, sha1, sha2, sha3).
+// SHA3-512 by their length (the aliases sha256, sha384 and sha512 accept
+// only values of their own length). The mismatch option inverts every
+// filter of the kinds it names (name, size, mode, mtime, content, md5,
+// sha1, sha2, sha3).
 // A file matches a search when all of the search's filters match (matchall,
 // the default) or when any does (matchany); a search without filters
 // matches every file. With macroal, a content filter matches a file when

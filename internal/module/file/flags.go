@@ -30,7 +30,8 @@ func (l *stringList) Set(v string) error {
 func (fileModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
 	var (
 		s                                  Search
-		md5s, sha1s, sha2s, sha256s, sha3s stringList
+		md5s, sha1s, sha2s, sha3s          stringList
+		sha256s, sha384s, sha512s          stringList
 		paths, names, sizes, modes, mtimes stringList
 		contents, mismatch                 stringList
 		maxDepth, matchLimit, maxErrs      int
@@ -46,7 +47,9 @@ func (fileModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
 	fs.Var(&md5s, "md5", "MD5 `hash` of files (repeatable)")
 	fs.Var(&sha1s, "sha1", "SHA-1 `hash` of files (repeatable)")
 	fs.Var(&sha2s, "sha2", "SHA-256, SHA-384 or SHA-512 `hash` of files (repeatable)")
-	fs.Var(&sha256s, "sha256", "same as -sha2 (repeatable)")
+	fs.Var(&sha256s, "sha256", "SHA-256 `hash` of files, 64 digits (repeatable; with -sha2 -sha384 -sha512, one filter)")
+	fs.Var(&sha384s, "sha384", "SHA-384 `hash` of files, 96 digits (repeatable)")
+	fs.Var(&sha512s, "sha512", "SHA-512 `hash` of files, 128 digits (repeatable)")
 	fs.Var(&sha3s, "sha3", "SHA3-224, SHA3-256, SHA3-384 or SHA3-512 `hash` of files (repeatable)")
 	fs.Var(&mismatch, "mismatch", "invert the filters of this `kind`: name, size, mode, mtime, content, md5, sha1, sha2, sha3 (repeatable)")
 	fs.IntVar(&maxDepth, "maxdepth", DefaultMaxDepth, "how deep to look under each path")
@@ -59,7 +62,8 @@ func (fileModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
 	fs.IntVar(&maxErrs, "maxerrors", DefaultMaxErrors, "return at most this many errors")
 	return func() (json.RawMessage, error) {
 		s.Paths, s.Names, s.Sizes, s.Modes, s.Mtimes, s.Contents = paths, names, sizes, modes, mtimes, contents
-		s.MD5, s.SHA1, s.SHA2, s.SHA256, s.SHA3 = md5s, sha1s, sha2s, sha256s, sha3s
+		s.MD5, s.SHA1, s.SHA2, s.SHA3 = md5s, sha1s, sha2s, sha3s
+		s.SHA256, s.SHA384, s.SHA512 = sha256s, sha384s, sha512s
 		s.Options.Mismatch = mismatch
 		fs.Visit(func(f *flag.Flag) {
 			switch f.Name {

@@ -48,7 +48,8 @@ type Search struct {
 	SHA1 []string `json:"sha1,omitempty"`
 	SHA2 []string `json:"sha2,omitempty"`
 	SHA3 []string `json:"sha3,omitempty"`
-	// SHA256, SHA384 and SHA512 are aliases of SHA2.
+	// SHA256, SHA384 and SHA512 are aliases of SHA2 that accept only
+	// values of their own length.
 	SHA256 []string `json:"sha256,omitempty"`
 	SHA384 []string `json:"sha384,omitempty"`
 	SHA512 []string `json:"sha512,omitempty"`
@@ -518,7 +519,21 @@ func parseMtime(v string) (mtimeFilter, error) {
 func parseHash(field string, family filterKind, v string) (hashKind, []byte, error) {
 	var kind hashKind
 	var want string
+	// The aliases name one length each: a SHA-512 value under "sha256" is
+	// a mistake, not a request for SHA-512.
+	alias := 0
+	switch field {
+	case "sha256":
+		alias = 64
+	case "sha384":
+		alias = 96
+	case "sha512":
+		alias = 128
+	}
 	switch {
+	case alias != 0 && len(v) != alias:
+		return 0, nil, fmt.Errorf("%s %q is %d characters long, not a valid %s hash (want %d hexadecimal digits)",
+			field, v, len(v), strings.ToUpper(field), alias)
 	case family == kindMD5 && len(v) == 32:
 		kind = hashMD5
 	case family == kindSHA1 && len(v) == 40:

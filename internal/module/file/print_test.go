@@ -102,6 +102,14 @@ func TestFlags(t *testing.T) {
 				`"options":{"decompress":true,"macroal":true,"mismatch":["content","sha3"]},"paths":["/home"],` +
 				`"sha3":["` + strings.Repeat("d", 56) + `"],"sizes":["<1m"]}}}`,
 		},
+		{
+			name: "sha384 and sha512 flags",
+			args: []string{"-path", "/", "-sha384", strings.Repeat("a", 96), "-sha512", strings.Repeat("b", 128)},
+			want: `{"searches":{"s1":{"paths":["/"],"sha384":["` + strings.Repeat("a", 96) + `"],"sha512":["` + strings.Repeat("b", 128) + `"]}}}`,
+		},
+		{name: "sha256 given a sha512 value", args: []string{"-path", "/", "-sha256", strings.Repeat("b", 128)},
+			wantErr: []string{"sha256", strings.Repeat("b", 128), "want 64"}},
+		{name: "md5 not hex", args: []string{"-path", "/", "-md5", strings.Repeat("x", 32)}, wantErr: []string{strings.Repeat("x", 32), "not hexadecimal"}},
 		{name: "bad size", args: []string{"-path", "/", "-size", "10q"}, wantErr: []string{`"10q"`}},
 		{name: "bad mtime", args: []string{"-path", "/", "-mtime", "90d"}, wantErr: []string{`"90d"`}},
 		{name: "bad mismatch", args: []string{"-path", "/", "-mismatch", "colour"}, wantErr: []string{`"colour"`}},
