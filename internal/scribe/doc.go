@@ -32,7 +32,9 @@
 //   - filecontent: for each file under path whose base name matches file
 //     (at most maxdepth deep, 10 by default), each line matching
 //     expression; the value is its first capture group, the whole match
-//     when it has none, or concat ("$1.$2") expanded with the captures.
+//     when it has none, or built with concat: a template expanded with
+//     the captures when it holds a "$" ("$1.$2"), otherwise the separator
+//     joining every capture group (Scribe's "concat": ".").
 //     import-chain names other filecontent or filename objects evaluated
 //     once per value collected, with ${chain_root} set to that value; their
 //     candidates are added.
@@ -43,7 +45,8 @@
 // Paths expand ${key} variables and are read under the evaluation's root.
 // A path that does not exist has no candidates.
 //
-// A test checks one object's candidates with exactly one of:
+// A test checks one object's candidates with at most one of (none is a
+// noop, as in Scribe):
 //
 //   - evr: compares each candidate's version with value ("<", "<=", "=",
 //     ">=", ">") using the ordering of the package's own database: Debian's
@@ -62,7 +65,7 @@
 // sub-result per candidate, with its identifier and value.
 //
 // Parse and Compile refuse, naming the object or test, an object with no
-// type or several, a test naming a missing object or test, a cycle of if
+// type or several, a test with several types, a test naming a missing object or test, a cycle of if
 // dependencies or of import chains, a regular expression that does not
 // compile, and an unknown operation or version type.
 //

@@ -524,9 +524,26 @@ func readValues(ctx context.Context, file string, expr *regexp.Regexp, concat st
 	}
 }
 
+// captureValue is the value of one matching line: concat expanded with
+// the captures when it holds a "$" ("$1.$2", "${1}-${name}"); otherwise,
+// with a concat and capture groups, every group joined with concat as the
+// separator (Scribe's "concat": "." joins "(\d+), (\d+)" into "1.5"); or
+// the first capture group; or the whole match.
 func captureValue(expr *regexp.Regexp, line []byte, m []int, concat string) string {
-	if concat != "" {
+	switch {
+	case concat != "" && strings.Contains(concat, "$"):
 		return string(expr.Expand(nil, []byte(concat), line, m))
+	case concat != "" && len(m) >= 4:
+		var b []byte
+		for g := 1; 2*g+1 < len(m); g++ {
+			if g > 1 {
+				b = append(b, concat...)
+			}
+			if m[2*g] >= 0 {
+				b = append(b, line[m[2*g]:m[2*g+1]]...)
+			}
+		}
+		return string(b)
 	}
 	if len(m) >= 4 && m[2] >= 0 {
 		return string(line[m[2]:m[3]])

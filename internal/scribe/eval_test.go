@@ -317,3 +317,52 @@ func TestFileLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestScribeCompat evaluates a policy written as Mozilla Scribe's own
+// documents are: a concat that is a separator, a test with no evaluation
+// (a noop), expectedresult true.
+func TestScribeCompat(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"srv/testfile0": "var = (1, 5)\nvar = (2, 0)\n",
+		"srv/testfile1": "v=7\nv=7.2\n",
+	})
+	doc := `{
+	  "variables": [{"key": "root", "value": "/srv"}],
+	  "objects": [
+	    {"object": "combined", "filecontent": {"path": "${root}", "file": "testfile0",
+	      "expression": "var = \\((\\S+), (\\S+)\\)", "concat": "."}},
+	    {"object": "template", "filecontent": {"path": "${root}", "file": "testfile0",
+	      "expression": "var = \\((\\S+), (\\S+)\\)", "concat": "$2-$1"}},
+	    {"object": "optional", "filecontent": {"path": "${root}", "file": "testfile1",
+	      "expression": "^v=(\\d+)(?:\\.(\\d+))?", "concat": "."}}
+	  ],
+	  "tests": [
+	    {"test": "combined-noop", "expectedresult": true, "object": "combined"},
+	    {"test": "combined-evr", "object": "combined", "evr": {"operation": "=", "value": "1.5"}},
+	    {"test": "template", "object": "template", "exactmatch": {"value": "0-2"}},
+	    {"test": "optional", "object": "optional", "noop": {}}
+	  ]
+	}`
+	p, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	res, err := p.Evaluate(t.Context(), Env{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type sub = SubResult
+	want := []TestResult{
+		{TestID: "combined-noop", MasterResult: true, HasTrueResults: true,
+			Results: []sub{{true, "/srv/testfile0", "1.5"}, {true, "/srv/testfile0", "2.0"}}},
+		{TestID: "combined-evr", MasterResult: true, HasTrueResults: true,
+			Results: []sub{{true, "/srv/testfile0", "1.5"}, {false, "/srv/testfile0", "2.0"}}},
+		{TestID: "template", MasterResult: true, HasTrueResults: true,
+			Results: []sub{{false, "/srv/testfile0", "5-1"}, {true, "/srv/testfile0", "0-2"}}},
+		{TestID: "optional", MasterResult: true, HasTrueResults: true,
+			Results: []sub{{true, "/srv/testfile1", "7."}, {true, "/srv/testfile1", "7.2"}}},
+	}
+	if diff := cmp.Diff(want, res); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+}

@@ -108,8 +108,10 @@ type FileContentObject struct {
 	File string `json:"file"`
 	// Expression is a regular expression on lines.
 	Expression string `json:"expression"`
-	// Concat, when set, builds the value from the captures: "$1.$2" or
-	// "${1}-${name}".
+	// Concat, when set, builds the value from the captures: a template
+	// when it holds a "$" ("$1.$2", "${1}-${name}"), otherwise the
+	// separator that joins every capture group of the line (Scribe's
+	// "concat": ".").
 	Concat string `json:"concat,omitempty"`
 	// MaxDepth bounds how deep under Path files are read
 	// (DefaultMaxDepth); a file directly in Path is at depth 1.
@@ -143,7 +145,8 @@ type RawIdentifier struct {
 	Value      string `json:"value"`
 }
 
-// Test is one test; exactly one of EVR, Regexp, ExactMatch and Noop is set.
+// Test is one test; at most one of EVR, Regexp, ExactMatch and Noop is
+// set, and a test with none of them is a noop test, as in Scribe.
 type Test struct {
 	// Test is the test's unique id.
 	Test string `json:"test"`
@@ -589,7 +592,8 @@ func (p *Policy) compileTest(t Test) (*test, error) {
 	}
 	switch {
 	case n == 0:
-		return nil, errors.New("no test type (want one of evr, regexp, exactmatch, noop)")
+		// As in Scribe, a test without an evaluation only collects.
+		c.kind = "noop"
 	case n > 1:
 		return nil, fmt.Errorf("%d test types, want exactly one", n)
 	}

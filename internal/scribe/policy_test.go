@@ -67,7 +67,6 @@ func TestParseErrors(t *testing.T) {
 		{"unknown operation", doc(obj, `{"test":"v","object":"o","evr":{"operation":"~=","value":"1"}}`), []string{`test "v"`, `operation "~="`}},
 		{"unknown evr type", doc(obj, `{"test":"v","object":"o","evr":{"operation":"<","value":"1","type":"pacman"}}`), []string{`test "v"`, `"pacman"`}},
 		{"empty evr value", doc(obj, `{"test":"v","object":"o","evr":{"operation":"<","value":" "}}`), []string{`test "v"`, "empty"}},
-		{"no test type", doc(obj, `{"test":"n","object":"o"}`), []string{`test "n"`, "no test type"}},
 		{"two test types", doc(obj, `{"test":"n","object":"o","noop":{},"exactmatch":{"value":"x"}}`), []string{`test "n"`, "2 test types"}},
 		{"unknown test field", doc(obj, `{"test":"u","object":"o","noop":{},"severity":"high"}`), []string{`test "u"`, `"severity"`}},
 		{"duplicate object", doc(obj+","+obj, `{"test":"t","object":"o","noop":{}}`), []string{`object "o"`, "twice"}},
