@@ -89,3 +89,53 @@ func TestScribeLocal(t *testing.T) {
 		t.Errorf("bad policy: exit %d, stderr %q; want %d naming the missing object", code, stderr.String(), ExitUsage)
 	}
 }
+
+// scribeGoldenPolicy has raw objects only, so that its results are the
+// same on every machine: true, false, skipped (if), expectedresult, and a
+// test's name, description, aliases and tags.
+const scribeGoldenPolicy = `{
+  "objects": [
+    {"object": "nss", "raw": {"identifiers": [
+      {"identifier": "libnss3:amd64", "value": "2:3.17.2-1"},
+      {"identifier": "libnss3:i386", "value": "2:3.87.1-1+deb12u2"}]}},
+    {"object": "release", "raw": {"identifiers": [{"identifier": "/etc/os-release", "value": "bookworm"}]}}
+  ],
+  "tests": [
+    {"test": "bookworm", "object": "release", "exactmatch": {"value": "bookworm"}},
+    {"test": "jammy", "object": "release", "regexp": {"value": "^jammy$"}},
+    {"test": "libnss3 test", "object": "nss", "evr": {"operation": "<", "value": "2:3.19.2"}, "if": ["bookworm"],
+     "name": "DSA-3231-1", "description": "nss: several vulnerabilities", "aliases": ["CVE-2015-2721", "CVE-2015-2730"],
+     "tags": [{"key": "severity", "value": "high"}]},
+    {"test": "libnss3 on jammy", "object": "nss", "evr": {"operation": "<", "value": "2:3.19.2"}, "if": ["jammy"]},
+    {"test": "no libnss3 from 2015", "object": "nss", "evr": {"operation": "=", "value": "2:3.17.2-1"}, "expectedresult": false}
+  ]
+}`
+
+// TestScribeLocalGolden runs "mig scribe -t local" with each printer and
+// with -onlytrue, and compares the output with golden files.
+func TestScribeLocalGolden(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(policy, []byte(scribeGoldenPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"line", nil},
+		{"line-onlytrue", []string{"-onlytrue"}},
+		{"human", []string{"-human"}},
+		{"human-onlytrue", []string{"-human", "-onlytrue"}},
+		{"json", []string{"-json"}},
+		{"json-onlytrue", []string{"-json", "-onlytrue"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"scribe", "-t", "local", "-path", policy}, tt.args...)
+			code, out, errOut := run(t, args...)
+			if code != ExitOK {
+				t.Fatalf("mig %q: exit %d\n%s", args, code, errOut)
+			}
+			golden(t, "scribe-local-"+tt.name+".golden", out)
+		})
+	}
+}
