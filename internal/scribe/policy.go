@@ -250,34 +250,49 @@ func Parse(data []byte) (*Policy, error) {
 	if len(data) > MaxPolicySize {
 		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrInvalidPolicy, len(data), MaxPolicySize)
 	}
+	// One strict pass over the whole document; only when it fails is the
+	// document decoded again item by item, to name the object or test at
+	// fault.
+	var doc Document
+	err := decodeStrict(data, &doc)
+	if err == nil {
+		if len(doc.Objects) > MaxItems || len(doc.Tests) > MaxItems {
+			return nil, fmt.Errorf("%w: %d objects and %d tests, over the limit of %d each",
+				ErrInvalidPolicy, len(doc.Objects), len(doc.Tests), MaxItems)
+		}
+		return Compile(doc)
+	}
+	if named := decodeItems(data); named != nil {
+		return nil, named
+	}
+	return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
+}
+
+// decodeItems decodes a policy that does not decode, item by item, and
+// returns an error naming the object or test at fault, or nil when it
+// cannot tell.
+func decodeItems(data []byte) error {
 	var raw struct {
 		Variables []Variable        `json:"variables"`
 		Objects   []json.RawMessage `json:"objects"`
 		Tests     []json.RawMessage `json:"tests"`
 	}
 	if err := decodeStrict(data, &raw); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
-	}
-	doc := Document{Variables: raw.Variables}
-	if len(raw.Objects) > MaxItems || len(raw.Tests) > MaxItems {
-		return nil, fmt.Errorf("%w: %d objects and %d tests, over the limit of %d each",
-			ErrInvalidPolicy, len(raw.Objects), len(raw.Tests), MaxItems)
+		return fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
 	}
 	for i, r := range raw.Objects {
 		var o Object
 		if err := decodeStrict(r, &o); err != nil {
-			return nil, fmt.Errorf("%w: object %s: %w", ErrInvalidPolicy, itemName(r, "object", i), err)
+			return fmt.Errorf("%w: object %s: %w", ErrInvalidPolicy, itemName(r, "object", i), err)
 		}
-		doc.Objects = append(doc.Objects, o)
 	}
 	for i, r := range raw.Tests {
 		var t Test
 		if err := decodeStrict(r, &t); err != nil {
-			return nil, fmt.Errorf("%w: test %s: %w", ErrInvalidPolicy, itemName(r, "test", i), err)
+			return fmt.Errorf("%w: test %s: %w", ErrInvalidPolicy, itemName(r, "test", i), err)
 		}
-		doc.Tests = append(doc.Tests, t)
 	}
-	return Compile(doc)
+	return nil
 }
 
 // itemName names an object or test that does not decode: its name when
