@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,11 @@ const (
 
 // AllPermissions lists every permission, for administrators.
 var AllPermissions = []string{PermActionCreate, PermActionRead, PermAgentRead, PermInvestigatorAdmin}
+
+// DefaultPermissions are given to an investigator created without any: what
+// investigating takes (launch actions, read them, and see the agents, which
+// the target preview of every launch needs), not administration.
+var DefaultPermissions = []string{PermActionCreate, PermActionRead, PermAgentRead}
 
 // Version is reported by the health endpoint.
 var Version = "dev"
@@ -556,7 +562,8 @@ func (a *API) createInvestigator(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// NewInvestigator checks a new investigator's name, key and permissions.
+// NewInvestigator checks a new investigator's name, key and permissions;
+// no permissions means DefaultPermissions.
 func NewInvestigator(name, publicKey string, perms []string, now time.Time) (action.Investigator, error) {
 	if strings.TrimSpace(name) == "" {
 		return action.Investigator{}, badRequest("bad_request", "investigator name is empty")
@@ -573,6 +580,9 @@ func NewInvestigator(name, publicKey string, perms []string, now time.Time) (act
 		if !known {
 			return action.Investigator{}, badRequest("bad_request", "unknown permission %q (known: %s)", p, strings.Join(AllPermissions, ", "))
 		}
+	}
+	if len(perms) == 0 {
+		perms = slices.Clone(DefaultPermissions)
 	}
 	return action.Investigator{Name: name, Fingerprint: fp, PublicKey: publicKey,
 		Status: action.InvestigatorActive, Permissions: perms, CreatedAt: now.UTC()}, nil

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,9 @@ func TestCreateActionChecks(t *testing.T) {
 		{"bad regex", tt.action(func(a *action.Action) {
 			a.Operations[0].Parameters = json.RawMessage(`{"searches":{"s1":{"paths":["/etc"],"names":["(unclosed"]}}}`)
 		}, tt.admin), tt.admin, 400, action.CodeBadParameters, "(unclosed"},
+		{"wrong-length hash", tt.action(func(a *action.Action) {
+			a.Operations[0].Parameters = json.RawMessage(`{"searches":{"s1":{"paths":["/etc"],"sha256":["e3b0c44298fc1c149afbf4c8996fb924"]}}}`)
+		}, tt.admin), tt.admin, 400, action.CodeBadParameters, `"e3b0c44298fc1c149afbf4c8996fb924"`},
 		{"bad target", tt.action(func(a *action.Action) { a.Target = "1=1" }, tt.admin), tt.admin, 400, "bad_request", "1=1"},
 		{"malformed JSON", []byte(`{"name": `), tt.admin, 400, "bad_request", ""},
 		{"no id", tt.action(func(a *action.Action) { a.ID = 0 }), tt.admin, 400, "bad_request", "no id"},
@@ -193,5 +197,29 @@ func TestCreateActionChecks(t *testing.T) {
 	}
 	if len(tt.disp.got) != 1 {
 		t.Errorf("dispatched %d actions, want only the signed one", len(tt.disp.got))
+	}
+}
+
+func TestNewInvestigatorPermissions(t *testing.T) {
+	_, pub, _, err := sign.GenerateKey("Dana", "dana@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := NewInvestigator("Dana", string(pub), nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(inv.Permissions, DefaultPermissions) {
+		t.Errorf("no permissions given: got %v, want %v", inv.Permissions, DefaultPermissions)
+	}
+	inv, err = NewInvestigator("Dana", string(pub), []string{PermActionRead}, time.Now())
+	if err != nil || !slices.Equal(inv.Permissions, []string{PermActionRead}) {
+		t.Errorf("action.read: got %v, %v", inv.Permissions, err)
+	}
+	if _, err := NewInvestigator("Dana", string(pub), []string{"action.destroy"}, time.Now()); err == nil || !strings.Contains(err.Error(), `"action.destroy"`) {
+		t.Errorf("unknown permission: got %v, want an error naming it", err)
+	}
+	if _, err := NewInvestigator("Dana", "not a key", nil, time.Now()); err == nil || !strings.Contains(err.Error(), `"Dana"`) {
+		t.Errorf("bad key: got %v, want an error naming the investigator", err)
 	}
 }

@@ -232,7 +232,7 @@ func (r *runner) investigatorCmd(args []string) error {
 	case "create":
 		fs.StringVar(&name, "name", "", "the investigator's `name`")
 		fs.StringVar(&pubkey, "pubkey", "", "`file` with the investigator's armored OpenPGP public key")
-		fs.StringVar(&perms, "perm", "", "comma-separated `permissions` (action.create, action.read, agent.read, investigator.admin)")
+		fs.StringVar(&perms, "perm", "", "comma-separated `permissions` (action.create, action.read, agent.read, investigator.admin; default action.create,action.read,agent.read)")
 	case "disable", "enable":
 	default:
 		return usagef("mig investigator: unknown verb %q; usage: %s", verb, usageLine)

@@ -505,7 +505,7 @@ func NewActionID() uint64 {
 
 // PrepareAction fills what an action needs before it is signed, leaving set
 // fields alone: a random ID (NewActionID), validfrom now minus ClockSkew,
-// expireafter validfrom plus expire (DefaultExpiration when expire is not
+// expireafter now plus expire (DefaultExpiration when expire is not
 // positive), and syntax version 2 when none is set.
 func PrepareAction(a *action.Action, expire time.Duration, now time.Time) {
 	if a.ID == 0 {
