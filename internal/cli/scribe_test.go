@@ -25,6 +25,10 @@ func TestScribeConvert(t *testing.T) {
 	}{
 		{"to a file", []string{"scribe", "convert", "-i", in, "-o", out}, ExitOK, false, []string{"2 definitions: 5 tests", "skipped: "}},
 		{"to stdout, quiet", []string{"scribe", "convert", "-q", in}, ExitOK, true, []string{"checks skipped"}},
+		{"red hat", []string{"scribe", "convert", "-q", filepath.Join("..", "scribe", "testdata", "rhel7-oval.xml")}, ExitOK, true,
+			[]string{"1 definitions: 3 tests"}},
+		{"not OVAL at all", []string{"scribe", "convert", "-i", filepath.Join("testdata", "scribe-local-json.golden")}, ExitUsage, false,
+			[]string{"scribe-local-json.golden", "invalid OVAL"}},
 		{"no input", []string{"scribe", "convert"}, ExitUsage, false, []string{"-i is required"}},
 		{"missing file", []string{"scribe", "convert", "-i", filepath.Join(dir, "nope.xml")}, ExitUsage, false, []string{"nope.xml"}},
 		{"not OVAL", []string{"scribe", "convert", "-i", out + ".missing"}, ExitUsage, false, []string{"missing"}},
