@@ -280,11 +280,14 @@ func TestServerRestartLosesNoResult(t *testing.T) {
 	waitFor(t, 30*time.Second, "mig-server", func() bool { return strings.Contains(srv.output(), "API:") })
 	dir := filepath.Join(home, ".mig", "dev")
 
-	agentCfg := writeAgentConfig(t, dir, "https://"+apiAddr+"/api/v1")
-	start(t, nil, bins.agent, "-c", agentCfg)
-	waitFor(t, 30*time.Second, "the agent to be online", func() bool {
+	// Two agents, so that several results are in flight at once.
+	for _, name := range []string{"restart-a", "restart-b"} {
+		agentCfg := writeAgentConfigWith(t, dir, "https://"+apiAddr+"/api/v1", func(c map[string]any) { c["name"] = name })
+		start(t, nil, bins.agent, "-c", agentCfg)
+	}
+	waitFor(t, 30*time.Second, "both agents to be online", func() bool {
 		out, _, code := run(t, env, "agents", "-render", "json")
-		return code == 0 && strings.Contains(out, `"online"`)
+		return code == 0 && strings.Count(out, `"online"`) == 2
 	})
 
 	// Launch an action whose module runs for 4 seconds, and kill the server
@@ -296,8 +299,8 @@ func TestServerRestartLosesNoResult(t *testing.T) {
 		t.Fatalf("sign: %s", errOut)
 	}
 	launch := start(t, env, bins.mig, "action", "-i", signed)
-	waitFor(t, 20*time.Second, "the command to be dispatched", func() bool {
-		return strings.Contains(launch.output(), "will be targeted") && strings.Contains(srv.output(), "action dispatched")
+	waitFor(t, 20*time.Second, "the commands to be dispatched", func() bool {
+		return strings.Contains(launch.output(), "2 agents will be targeted") && strings.Contains(srv.output(), "action dispatched")
 	})
 	srv.kill()
 	launch.kill()
@@ -306,10 +309,21 @@ func TestServerRestartLosesNoResult(t *testing.T) {
 	srv2 := start(t, env, bins.server, args...)
 	waitFor(t, 30*time.Second, "mig-server restart", func() bool { return strings.Contains(srv2.output(), "API:") })
 	id := actionID(t, signed)
-	waitFor(t, 60*time.Second, "the result to be stored", func() bool {
+	waitFor(t, 60*time.Second, "both results to be stored", func() bool {
 		out, _, _ := run(t, env, "results", id, "-render", "json")
-		return strings.Contains(out, "survived")
+		n := 0
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, `"survived"`) {
+				n++
+			}
+		}
+		return n == 2
 	})
+	// The counters add up: both agents in success, nothing else.
+	out, errOut, code := run(t, env, "results", id)
+	if n := checkSummary(t, errOut); code != 0 || n[0] != 2 || n[2] != 2 {
+		t.Errorf("mig results %s after the restart: exit %d, want 2 of 2 success\nstdout:\n%s\nstderr:\n%s", id, code, out, errOut)
+	}
 }
 
 func actionID(t *testing.T, signedFile string) string {
@@ -331,6 +345,13 @@ func actionID(t *testing.T, signedFile string) string {
 // platform in dir and trusts its investigator.
 func writeAgentConfig(t *testing.T, dir, apiURL string) string {
 	t.Helper()
+	return writeAgentConfigWith(t, dir, apiURL, nil)
+}
+
+// writeAgentConfigWith is writeAgentConfig with edit applied to the
+// configuration before it is written (to set a name, a keyring, an ACL).
+func writeAgentConfigWith(t *testing.T, dir, apiURL string, edit func(cfg map[string]any)) string {
+	t.Helper()
 	token, err := os.ReadFile(filepath.Join(dir, "enrollment-token"))
 	if err != nil {
 		t.Fatal(err)
@@ -351,6 +372,9 @@ func writeAgentConfig(t *testing.T, dir, apiURL string) string {
 		"heartbeat":       "2s",
 		"moduleexe":       bins.agent,
 		"tags":            map[string]string{"operator": "IT"},
+	}
+	if edit != nil {
+		edit(cfg)
 	}
 	b, _ := json.Marshal(cfg)
 	path := filepath.Join(t.TempDir(), "agent.json")

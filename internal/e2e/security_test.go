@@ -129,22 +129,29 @@ func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
 		act        *action.Action
 		wantStatus string
 		wantCode   string
+		wantErr    string // the bad value the refusal must name
 	}{
-		{"signed", valid, action.CmdSuccess, ""},
-		{"unsigned", newAction("file", fileParams, online), action.CmdFailed, action.CodeBadSignature},
-		{"tampered parameters", tamperedParams, action.CmdFailed, action.CodeBadSignature},
-		{"tampered target", tamperedTarget, action.CmdFailed, action.CodeBadSignature},
-		{"untrusted signer", newAction("file", fileParams, online, eve), action.CmdFailed, action.CodeUntrusted},
-		{"expired", expired, action.CmdFailed, action.CodeExpired},
-		{"not yet valid", future, action.CmdFailed, action.CodeNotYetValid},
-		{"replayed", valid, action.CmdFailed, action.CodeReplay},
-		{"wrongly targeted", newAction("file", fileParams, "name='not-this-agent'", alice), action.CmdFailed, action.CodeNotTargeted},
-		{"targeted by tag", newAction("file", fileParams, "tags->>'operator'='IT' AND environment->>'os'='linux'", alice), action.CmdSuccess, ""},
-		{"under-weighted", newAction("testmodule", `{"mode":"ok","marker":"one"}`, online, alice), action.CmdFailed, action.CodeACLDenied},
-		{"two signatures reach weight 2", newAction("testmodule", `{"mode":"ok","marker":"two"}`, online, alice, bob), action.CmdSuccess, ""},
-		{"panicking module", newAction("testmodule", `{"mode":"panic"}`, online, alice, bob), action.CmdFailed, action.CodeModuleFailed},
-		{"hanging module", newAction("testmodule", `{"mode":"hang"}`, online, alice, bob), action.CmdTimeout, action.CodeModuleTimeout},
-		{"agent still answers", newAction("testmodule", `{"mode":"ok","marker":"after"}`, online, alice, bob), action.CmdSuccess, ""},
+		{"signed", valid, action.CmdSuccess, "", ""},
+		{"unsigned", newAction("file", fileParams, online), action.CmdFailed, action.CodeBadSignature, ""},
+		{"tampered parameters", tamperedParams, action.CmdFailed, action.CodeBadSignature, ""},
+		{"tampered target", tamperedTarget, action.CmdFailed, action.CodeBadSignature, ""},
+		{"untrusted signer", newAction("file", fileParams, online, eve), action.CmdFailed, action.CodeUntrusted, ""},
+		{"expired", expired, action.CmdFailed, action.CodeExpired, ""},
+		{"not yet valid", future, action.CmdFailed, action.CodeNotYetValid, ""},
+		{"replayed", valid, action.CmdFailed, action.CodeReplay, ""},
+		{"wrongly targeted", newAction("file", fileParams, "name='not-this-agent'", alice), action.CmdFailed, action.CodeNotTargeted, ""},
+		{"targeted by tag", newAction("file", fileParams, "tags->>'operator'='IT' AND environment->>'os'='linux'", alice), action.CmdSuccess, "", ""},
+		{"under-weighted", newAction("testmodule", `{"mode":"ok","marker":"one"}`, online, alice), action.CmdFailed, action.CodeACLDenied, ""},
+		{"two signatures reach weight 2", newAction("testmodule", `{"mode":"ok","marker":"two"}`, online, alice, bob), action.CmdSuccess, "", ""},
+		{"panicking module", newAction("testmodule", `{"mode":"panic"}`, online, alice, bob), action.CmdFailed, action.CodeModuleFailed, ""},
+		{"hanging module", newAction("testmodule", `{"mode":"hang"}`, online, alice, bob), action.CmdTimeout, action.CodeModuleTimeout, ""},
+		{"agent still answers", newAction("testmodule", `{"mode":"ok","marker":"after"}`, online, alice, bob), action.CmdSuccess, "", ""},
+		// Bad input that the CLI and the API refuse, signed and injected
+		// past them: the agent refuses it too, naming the bad value.
+		{"signed bad regex", newAction("file", `{"searches":{"s1":{"paths":["/etc"],"names":["(unclosed"]}}}`, online, alice), action.CmdFailed, action.CodeBadParameters, "(unclosed"},
+		{"signed wrong-length hash", newAction("file", `{"searches":{"s1":{"paths":["/etc"],"md5":["eefc66a1e978dc9d825f28702106d4d"]}}}`, online, alice), action.CmdFailed, action.CodeBadParameters, `"eefc66a1e978dc9d825f28702106d4d"`},
+		{"signed unknown module", newAction("nosuchmodule", `{}`, online, alice), action.CmdFailed, action.CodeUnknownModule, `"nosuchmodule"`},
+		{"signed bad target", newAction("file", fileParams, "name = ", alice), action.CmdFailed, action.CodeNotTargeted, `"name = "`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,8 +159,57 @@ func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
 			if cmd.Status != tc.wantStatus || cmd.Code != tc.wantCode {
 				t.Fatalf("command status %q code %q (%s), want %q code %q", cmd.Status, cmd.Code, cmd.Error, tc.wantStatus, tc.wantCode)
 			}
+			if !strings.Contains(cmd.Error, tc.wantErr) {
+				t.Errorf("refusal %q does not name %q", cmd.Error, tc.wantErr)
+			}
 		})
 	}
+
+	// Messages that do not decode, injected straight into the relay: the
+	// agent answers them as bad_encoding, naming what is wrong, and keeps
+	// answering.
+	rawTests := []struct {
+		name    string
+		msg     func(cmdID, actionID uint64) []byte
+		wantErr string
+	}{
+		{"malformed action JSON", func(cmdID, actionID uint64) []byte {
+			return fmt.Appendf(nil, `{"v":%d,"command":{"id":%d,"agentid":%q,"action":{"id":%d,"name":5}}}`,
+				action.ProtocolVersion, cmdID, agentID, actionID)
+		}, "name"},
+		{"wrong protocol version", func(cmdID, actionID uint64) []byte {
+			return fmt.Appendf(nil, `{"v":999,"command":{"id":%d,"agentid":%q,"action":{"id":%d}}}`, cmdID, agentID, actionID)
+		}, "protocol version 999"},
+		{"oversized message", func(cmdID, actionID uint64) []byte {
+			pad := strings.Repeat("x", action.MaxMessageSize)
+			return fmt.Appendf(nil, `{"v":%d,"command":{"id":%d,"agentid":%q,"action":{"id":%d,"description":%q}}}`,
+				action.ProtocolVersion, cmdID, agentID, actionID, pad)
+		}, "over the limit"},
+	}
+	for _, tc := range rawTests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := injectRaw(t, srv, newAction("file", fileParams, online, alice), agentID, tc.msg)
+			if cmd.Status != action.CmdFailed || cmd.Code != action.CodeBadEncoding || !strings.Contains(cmd.Error, tc.wantErr) {
+				t.Fatalf("command status %q code %q (%s), want failed %q naming %q", cmd.Status, cmd.Code, cmd.Error, action.CodeBadEncoding, tc.wantErr)
+			}
+		})
+	}
+	t.Run("garbage", func(t *testing.T) {
+		// Bytes that are not JSON name no command to answer: the agent
+		// drops them (the server expires the command) and lives on.
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		for _, junk := range []string{`{"v":1,"command":`, "\x00\xff not json", ""} {
+			if err := srv.Hub().Send(ctx, []relay.Outbound{{AgentID: agentID, Kind: relay.KindCommand, Data: []byte(junk)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	t.Run("agent answers after bad messages", func(t *testing.T) {
+		if cmd := inject(t, srv, newAction("file", fileParams, online, alice), agentID); cmd.Status != action.CmdSuccess {
+			t.Fatalf("command status %q code %q (%s), want success", cmd.Status, cmd.Code, cmd.Error)
+		}
+	})
 
 	// The counters of every action add up.
 	for _, tc := range tests {
@@ -172,6 +228,46 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// injectRaw stores action a and a command for it (as a compromised server
+// could), then sends the bytes msg makes for them straight through the relay
+// and waits for the agent's answer.
+func injectRaw(t *testing.T, srv *server.Server, a *action.Action, agentID string, msg func(cmdID, actionID uint64) []byte) *action.Command {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := srv.Store.CreateAction(ctx, a); err != nil && !errors.Is(err, store.ErrExists) {
+		t.Fatal(err)
+	}
+	id, _ := scheduler.NewID()
+	cmd := action.Command{ID: id, Action: action.Action{ID: a.ID}, AgentID: agentID, Status: action.CmdSent, StartTime: time.Now()}
+	if err := srv.Store.CreateCommands(ctx, []action.Command{cmd}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Hub().Send(ctx, []relay.Outbound{{AgentID: agentID, Kind: relay.KindCommand, Data: msg(id, a.ID)}}); err != nil {
+		t.Fatal(err)
+	}
+	return waitCommand(ctx, t, srv, id)
+}
+
+// waitCommand waits until command id is in a terminal status.
+func waitCommand(ctx context.Context, t *testing.T, srv *server.Server, id uint64) *action.Command {
+	t.Helper()
+	for {
+		c, err := srv.Store.Command(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if action.IsTerminal(c.Status) {
+			return c
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no answer from the agent for command %d", id)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
