@@ -28,6 +28,11 @@ const chunkSize = 256 << 10
 // errStopped is returned by reads when the walk was told to stop.
 var errStopped = errors.New("search stopped")
 
+// errNotRegular is returned by opens of a file that is no longer a regular
+// file (a FIFO or a device took its place since the walk listed it): it is
+// counted as skipped, like the special files the walk sees as such.
+var errNotRegular = errors.New("not a regular file")
+
 // worker walks directories and checks files; each has its own buffers and
 // hashes, so that files are checked without allocating.
 type worker struct {
@@ -230,6 +235,9 @@ func (w *worker) file(dir, name, path string, info fs.FileInfo) {
 		switch {
 		case errors.Is(readErr, errStopped):
 			return
+		case errors.Is(readErr, errNotRegular):
+			w.stats.Skipped++
+			return
 		case readErr != nil:
 			w.stats.OpenFailed++
 			w.e.addError("%v", readErr)
@@ -277,6 +285,9 @@ func (w *worker) file(dir, name, path string, info fs.FileInfo) {
 			sum, err := w.sha256Of(path, st.s.decompress)
 			switch {
 			case errors.Is(err, errStopped):
+				return
+			case errors.Is(err, errNotRegular):
+				w.stats.Skipped++
 				return
 			case err != nil:
 				w.stats.OpenFailed++

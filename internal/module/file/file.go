@@ -67,8 +67,10 @@
 // Paths given in a search are followed when they are symbolic links;
 // inside the walk, symbolic links to directories are never followed, and
 // symbolic links to files are checked under the link's name. Devices,
-// FIFOs and sockets are never opened (they are counted as skipped), and
-// files are opened non-blocking; files that cannot be read or vanish
+// FIFOs and sockets are never read (they are counted as skipped): files
+// are opened non-blocking, and one that is no longer a regular file when
+// it is opened (a FIFO or a device took its place) is closed unread and
+// counted as skipped too. Files that cannot be read or vanish
 // during the walk are counted as openfailed and listed in the errors (up
 // to maxerrors). Files of /proc and /sys that report a size of 0 are read
 // to their end all the same. Lines are split on '\n' (a '\r' before it is

@@ -18,6 +18,14 @@ func (f *rfile) open(path string) error {
 	if err != nil {
 		return err
 	}
+	info, err := file.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = &os.PathError{Op: "open", Path: path, Err: errNotRegular}
+	}
+	if err != nil {
+		file.Close()
+		return err
+	}
 	f.f = file
 	return nil
 }

@@ -28,6 +28,23 @@ func (f *rfile) open(path string) error {
 		if err != nil {
 			return &os.PathError{Op: "open", Path: path, Err: err}
 		}
+		// The walk saw a regular file, but another may have taken its
+		// place since: a FIFO fed by a writer or a device would be read
+		// for as long as it gives data.
+		var st syscall.Stat_t
+		for {
+			err = syscall.Fstat(fd, &st)
+			if !errors.Is(err, syscall.EINTR) {
+				break
+			}
+		}
+		if err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			err = errNotRegular
+		}
+		if err != nil {
+			syscall.Close(fd)
+			return &os.PathError{Op: "open", Path: path, Err: err}
+		}
 		f.fd = fd
 		return nil
 	}
