@@ -167,6 +167,20 @@ func (r *Runner) scanMemory(ctx context.Context, mem io.ReaderAt, regions []regi
 			if len(pending) == 0 {
 				return nil
 			}
+			// Memory before every pending filter's offset is not read:
+			// jump to the chunk that holds the lowest offset.
+			if skip := minOffset(pending) - lpos; skip > 0 {
+				if skip >= int64(rg.end-addr) {
+					carry = 0
+					complete = false // neither read nor skipped
+					break
+				}
+				if next := (addr + uint64(skip)) / cs * cs; next > addr {
+					carry = 0
+					addr = next
+					continue
+				}
+			}
 			chunkEnd := min(rg.end, (addr/cs+1)*cs)
 			n := int(chunkEnd - addr)
 			got, err := mem.ReadAt(buf[carry:carry+n], int64(addr))
@@ -182,12 +196,22 @@ func (r *Runner) scanMemory(ctx context.Context, mem io.ReaderAt, regions []regi
 			stats.BytesRead += int64(n)
 			data := buf[:carry+n]
 			base := addr - uint64(carry)
+			dataPos := lpos - int64(carry) // logical position of data[0]
 			for _, f := range pending {
-				if f.done || st.decided(f.s) || lpos+int64(n) <= f.s.offset {
+				if f.done || st.decided(f.s) {
 					continue
 				}
-				if i := f.find(data); i >= 0 {
-					f.found, f.done, f.address = true, true, base+uint64(i)
+				// Only what lies inside [offset, offset+maxlength) is
+				// searched, so a match must start and end inside it.
+				lo, hi := max(0, f.s.offset-dataPos), int64(len(data))
+				if f.s.end >= 0 {
+					hi = min(hi, f.s.end-dataPos)
+				}
+				if lo >= hi {
+					continue
+				}
+				if i := f.find(data[lo:hi]); i >= 0 {
+					f.found, f.done, f.address = true, true, base+uint64(lo)+uint64(i)
 					st.hits[f.s] = append(st.hits[f.s], Hit{Filter: f.kind, Value: f.value, Address: fmt.Sprintf("%#x", f.address)})
 				}
 			}
@@ -200,6 +224,15 @@ func (r *Runner) scanMemory(ctx context.Context, mem io.ReaderAt, regions []regi
 		}
 	}
 	return nil
+}
+
+// minOffset returns the lowest offset of the searches of filters.
+func minOffset(filters []*memFilter) int64 {
+	m := filters[0].s.offset
+	for _, f := range filters[1:] {
+		m = min(m, f.s.offset)
+	}
+	return m
 }
 
 // prune drops the filters that are done, past their search's maxlength at

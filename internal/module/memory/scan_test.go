@@ -194,3 +194,48 @@ func FuzzParseMaps(f *testing.F) {
 		}
 	})
 }
+
+// TestScanStopsWhenDecided checks that a process's memory is read only
+// until every filter of a matchall search has matched, or one filter of a
+// matchany search, and never past a search's maxlength.
+func TestScanStopsWhenDecided(t *testing.T) {
+	const base = 0x7f0000000000
+	data := make([]byte, 64*4096)
+	copy(data[100:], "FIRST-MARKER")
+	copy(data[4096+200:], "SECOND-MARKER")
+	copy(data[40*4096:], "LATE-MARKER")
+	mem := &fakeMem{base: base, data: data}
+	regions := []region{{start: base, end: base + uint64(len(data))}}
+	hexOf := func(s string) string { return hex.EncodeToString([]byte(s)) }
+	for _, tc := range []struct {
+		name      string
+		s         Search
+		wantHits  int
+		wantBytes int64 // bytes read
+	}{
+		{"matchall: both found in the first two chunks", Search{Contents: []string{"FIRST-MARKER"}, Bytes: []string{hexOf("SECOND-MARKER")}}, 2, 2 * 4096},
+		{"matchany: the first one decides", Search{Contents: []string{"FIRST-MARKER", "LATE-MARKER"}, Options: Options{MatchAny: new(true)}}, 1, 4096},
+		{"matchall: one is late, read up to it", Search{Contents: []string{"FIRST-MARKER", "LATE-MARKER"}}, 2, 41 * 4096},
+		{"matchall: one is absent, read everything", Search{Contents: []string{"FIRST-MARKER", "ABSENT-MARKER"}}, 0, 64 * 4096},
+		{"maxlength stops an absent search", Search{Contents: []string{"ABSENT-MARKER"}, Options: Options{MaxLength: 3 * 4096}}, 0, 3 * 4096},
+		{"offset: memory before it is not read", Search{Contents: []string{"LATE-MARKER"}, Options: Options{Offset: 40 * 4096, MaxLength: 4096}}, 1, 4096},
+		{"offset inside a chunk: a match starting before it is not found", Search{Contents: []string{"FIRST-MARKER"}, Options: Options{Offset: 105}}, 0, 64 * 4096},
+		{"maxlength inside a chunk: a match ending after it is not found", Search{Contents: []string{"FIRST-MARKER"}, Options: Options{MaxLength: 110}}, 0, 4096},
+		{"maxlength inside a chunk: a match ending at it is found", Search{Contents: []string{"FIRST-MARKER"}, Options: Options{MaxLength: 112}}, 1, 4096},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRunner(t, tc.s)
+			var st Statistics
+			hits, err := r.matchProcess(t.Context(), "proc", nil, regions, mem, &st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(hits[r.searches[0]]); got != tc.wantHits {
+				t.Errorf("%d hits, want %d: %+v", got, tc.wantHits, hits[r.searches[0]])
+			}
+			if st.BytesRead != tc.wantBytes {
+				t.Errorf("read %d bytes, want %d", st.BytesRead, tc.wantBytes)
+			}
+		})
+	}
+}
