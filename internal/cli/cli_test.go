@@ -126,6 +126,15 @@ func runCtx(ctx context.Context, args ...string) (int, string, string) {
 // server.
 func TestRefusedBeforeSending(t *testing.T) {
 	cfg := writeConfig(t, untouchable(t), 0)
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	bigContent := strings.Repeat("a", action.MaxParametersSize)
 	tests := []struct {
 		name     string
 		args     []string
@@ -151,6 +160,17 @@ func TestRefusedBeforeSending(t *testing.T) {
 		{"investigator bad verb", []string{"investigator", "delete", "-c", cfg, "3"}, 2, `unknown verb "delete"`},
 		{"investigator bad id", []string{"investigator", "disable", "-c", cfg, "x"}, 2, `id "x"`},
 		{"no arguments", nil, 2, "no subcommand"},
+		{"malformed action file", []string{"action", "-c", cfg, "-i", file("malformed.json", `{"name": "x", "operations": [`)}, 2, "malformed.json"},
+		{"action file unknown module", []string{"action", "-c", cfg, "-i", file("unknown.json", `{"module": "nosuchmodule", "parameters": {}}`)}, 2, `unknown module "nosuchmodule"`},
+		{"action file bad regex", []string{"action", "-c", cfg, "-i", file("regex.json",
+			`{"module": "file", "parameters": {"searches": {"s": {"paths": ["/etc"], "contents": ["(?i)^loglevel (verbose$"]}}}}`)}, 2, "(?i)^loglevel (verbose$"},
+		{"action file short sha256", []string{"action", "-c", cfg, "-i", file("short.json",
+			`{"name": "iocs", "target": "environment->>'os' IN ('linux','darwin') AND mode='daemon'", "operations": [{"module": "file", "parameters": {"searches": {"iocs": {"paths": ["/usr/bin"], "sha256": ["e3b0c44298fc1c149afbf4c8996fb924"]}}}}]}`)}, 2, `"e3b0c44298fc1c149afbf4c8996fb924"`},
+		{"action file bad target", []string{"action", "-c", cfg, "-i", file("target.json",
+			`{"name": "t", "target": "environment->>'os' IN 'linux'", "operations": [{"module": "file", "parameters": {"searches": {"s": {"paths": ["/etc"]}}}}]}`)}, 2, `"environment->>'os' IN 'linux'"`},
+		{"oversized action file", []string{"action", "-c", cfg, "-i", file("big.json",
+			`{"module": "file", "parameters": {"searches": {"s": {"paths": ["/etc"], "contents": ["`+bigContent+`"]}}}}`)}, 2, "more than the limit"},
+		{"oversized flag", []string{"file", "-c", cfg, "-path", "/etc", "-content", bigContent}, 2, "more than the limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
