@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -40,6 +41,14 @@ func TestPrintResultGolden(t *testing.T) {
 					SHA3: []string{"0123"}}},
 		},
 		"nothing": {},
+		"odd names": {
+			{File: "/tmp/\ufffd\ufffdname.txt", FileInfo: file.FileInfo{Size: 14, Mode: "-rw-r--r--",
+				LastModified: "2016-03-02 00:00:00 +0000 UTC"}},
+			{File: "/tmp/x\n\x1b[2Kdb2.example.net /etc/shadow", FileInfo: file.FileInfo{Size: 1, Mode: "-rw-r--r--",
+				LastModified: "2016-03-02 00:00:00 +0000 UTC"}},
+			{File: "/tmp/tab\there \u202eexe.txt", FileInfo: file.FileInfo{Size: 2, Mode: "-rw-\r--r--",
+				LastModified: "2016-03-02 00:00:00 +0000 UTC"}},
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -152,4 +161,53 @@ func TestFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzPrintResult feeds the printer elements as an agent may send them:
+// it must not panic, and whatever it prints is one line per match, with
+// no character that does not print.
+func FuzzPrintResult(f *testing.F) {
+	for _, seed := range []string{
+		`{"s1":[{"file":"/etc/passwd","fileinfo":{"size":1432,"mode":"-rw-r--r--","lastmodified":"2026-11-02 09:14:03 +0000 UTC"}}]}`,
+		`{"iocs":[{"file":"/usr/bin/x","fileinfo":{"size":1,"mode":"-rwxr-xr-x","lastmodified":"t","sha256":"ab"},"checks":{"names":["^x$"],"sha2":["ab"]}}]}`,
+		`{"a\nb":[{"file":"/tmp/\u001b[31m\n","fileinfo":{"size":-1,"mode":"\u0000","lastmodified":"\r"}}]}`,
+		`{"s":[]}`, `{"s":null}`, `null`, `{}`, `[1]`, `{"s":[{"file":1}]}`, ``,
+	} {
+		f.Add([]byte(seed), "agent1")
+	}
+	f.Add([]byte(`{"s":[{"file":"/a","fileinfo":{}}]}`), "evil\x1b]0;title\x07")
+	m, ok := module.Lookup(file.Name)
+	if !ok {
+		f.Fatal("file module is not registered")
+	}
+	f.Fuzz(func(t *testing.T, elements []byte, agent string) {
+		var out bytes.Buffer
+		err := m.PrintResult(&out, agent, action.Result{Success: true, Elements: json.RawMessage(elements)})
+		if err != nil {
+			return
+		}
+		var el file.Elements
+		n := 0
+		if json.Unmarshal(elements, &el) == nil {
+			for _, ms := range el {
+				n += len(ms)
+			}
+		}
+		lines := strings.SplitAfter(out.String(), "\n")
+		if lines[len(lines)-1] != "" {
+			t.Fatalf("output %q does not end with a newline", out.String())
+		}
+		lines = lines[:len(lines)-1]
+		if len(lines) != n {
+			t.Errorf("%d lines printed for %d matches:\n%s", len(lines), n, out.String())
+		}
+		for _, l := range lines {
+			for _, r := range strings.TrimSuffix(l, "\n") {
+				if !strconv.IsPrint(r) {
+					t.Errorf("line %q holds %U, which does not print", l, r)
+					break
+				}
+			}
+		}
+	})
 }

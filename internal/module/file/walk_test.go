@@ -348,3 +348,58 @@ func TestSearchInterrupted(t *testing.T) {
 		t.Errorf("errors = %q, want one saying the search was interrupted", res.Errors)
 	}
 }
+
+// TestOneWalkForAllSearches checks that searches sharing paths, or with
+// paths inside each other, walk the tree once: the files checked are the
+// files of the tree, not their sum over the searches.
+func TestOneWalkForAllSearches(t *testing.T) {
+	root := fixture(t)
+	_, _, one := run(t, t.Context(), `{"searches":{"s":{"paths":[`+jsonString(root)+`]}}}`)
+	_, el, all := run(t, t.Context(), `{"searches":{
+		"names":{"paths":[`+jsonString(root)+`],"names":["\\.txt$"]},
+		"content":{"paths":[`+jsonString(root)+`],"contents":["hello"]},
+		"inner":{"paths":[`+jsonString(filepath.Join(root, "sub"))+`],"contents":["^deep"],"md5":["`+hexSum([]byte("deep content\n"), "md5")+`"]},
+		"hash":{"paths":[`+jsonString(root)+`],"sha256":["`+hexSum([]byte("deeper\n"), "sha256")+`"]}}}`)
+	if one.FilesCount == 0 || all.FilesCount != one.FilesCount {
+		t.Errorf("filescount with four searches = %d, want %d as with one", all.FilesCount, one.FilesCount)
+	}
+	if all.OpenFailed != one.OpenFailed || all.Skipped != one.Skipped {
+		t.Errorf("openfailed %d, skipped %d with four searches; want %d and %d as with one",
+			all.OpenFailed, all.Skipped, one.OpenFailed, one.Skipped)
+	}
+	for label, want := range map[string][]string{
+		"names":   {"a.txt", "long.txt", "sub/c.txt", "sub/sub2/d.txt"},
+		"content": {"a.txt", "link_a"},
+		"inner":   {"sub/c.txt"},
+		"hash":    {"sub/sub2/d.txt"},
+	} {
+		if got := files(t, el, label, root); !slices.Equal(got, want) {
+			t.Errorf("matches of %s = %q, want %q", label, got, want)
+		}
+	}
+}
+
+// TestNoContentInResult checks that what a file holds never leaves the
+// module: not in the elements, statistics or errors, whatever the options.
+func TestNoContentInResult(t *testing.T) {
+	root := t.TempDir()
+	const secret = "PRIVATE-7f3a9c token=hunter2"
+	if err := os.WriteFile(filepath.Join(root, "secret.txt"), []byte("header\n"+secret+"\nfooter\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, el, _ := run(t, t.Context(), `{"searches":{
+		"any":{"paths":[`+jsonString(root)+`],"contents":["PRIVATE-","!nothing"],"sizes":[">1"],"options":{"matchany":true,"returnsha256":true}},
+		"all":{"paths":[`+jsonString(root)+`],"contents":["token=hunter"],"options":{"returnsha256":true,"macroal":false}}}}`)
+	if len(el["any"]) != 1 || len(el["all"]) != 1 {
+		t.Fatalf("matches = %+v, want secret.txt in both searches", el)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{secret, "7f3a9c", "hunter2", "header", "footer"} {
+		if strings.Contains(string(b), part) {
+			t.Errorf("the result holds %q from the file: %s", part, b)
+		}
+	}
+}
