@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFileModule runs the file module's newer filters through the whole
@@ -73,16 +75,97 @@ func TestFileModule(t *testing.T) {
 		})
 	}
 	t.Run("bad filters refused before sending", func(t *testing.T) {
-		for _, args := range [][]string{
-			{"file", "-path", dir, "-size", "10q"},
-			{"file", "-path", dir, "-mtime", "90"},
-			{"file", "-path", dir, "-sha3", "abcd"},
-			{"file", "-path", dir, "-mismatch", "colour"},
+		for _, tt := range []struct {
+			args []string
+			want string // in stderr
+		}{
+			{[]string{"file", "-path", dir, "-size", "10q"}, "10q"},
+			{[]string{"file", "-path", dir, "-mtime", "90"}, "90"},
+			{[]string{"file", "-path", dir, "-sha3", "abcd"}, "abcd"},
+			{[]string{"file", "-path", dir, "-mismatch", "colour"}, "colour"},
+			{[]string{"file", "-path", dir, "-md5", strings.Repeat("z", 32)}, strings.Repeat("z", 32)},
+			{[]string{"file", "-path", dir, "-sha256", strings.Repeat("a", 128)}, strings.Repeat("a", 128)},
+			{[]string{"file", "-path", dir, "-content", "a(b"}, "a(b"},
+			{[]string{"file", "-path", dir, "-name", "!x)"}, "!x)"},
+			{[]string{"file", "-path", dir, "-mode", "[rw"}, "[rw"},
+			{[]string{"file", "-name", "^passwd$"}, "no paths"},
+			{[]string{"file", "-path", "relative/dir"}, "relative/dir"},
+			{[]string{"file", "-path", dir, "-colour", "red"}, "-colour"},
 		} {
-			_, errOut, code := run(t, env, args...)
-			if code == 0 || strings.Contains(errOut, "will be targeted") || !strings.Contains(errOut, args[len(args)-1]) {
-				t.Errorf("mig %q: exit %d, stderr:\n%s", args, code, errOut)
+			_, errOut, code := run(t, env, tt.args...)
+			if code == 0 || strings.Contains(errOut, "will be targeted") || !strings.Contains(errOut, tt.want) {
+				t.Errorf("mig %q: exit %d, want an error naming %q before anything is sent; stderr:\n%s", tt.args, code, tt.want, errOut)
 			}
 		}
 	})
+}
+
+// TestFileModuleExpiry runs a search that would read for hours (the hash
+// of a 1 TiB sparse file) through a real mig-agent process, in an action
+// that expires: the agent reports it as a timeout when it expires, and no
+// module process is left running after that.
+func TestFileModuleExpiry(t *testing.T) {
+	env, srv, dir := devPlatform(t, "-no-agent")
+	agentCfg := writeAgentConfigWith(t, dir, apiURLOf(t, srv), func(cfg map[string]any) { cfg["maxprocs"] = 1 })
+	agent := start(t, nil, bins.agent, "-c", agentCfg)
+	waitFor(t, 30*time.Second, "the agent to be online", func() bool {
+		out, _, code := run(t, env, "agents", "-render", "json")
+		return code == 0 && strings.Contains(out, `"online"`)
+	})
+	tree := t.TempDir()
+	big, err := os.Create(filepath.Join(tree, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := big.Truncate(1 << 40); err != nil {
+		big.Close()
+		t.Skipf("no 1 TiB sparse file here: %v", err)
+	}
+	big.Close()
+	mig := start(t, env, bins.mig, "file", "-e", "4s", "-path", tree, "-sha256", strings.Repeat("0", 64))
+	// The module process runs (which also shows that moduleProcesses sees
+	// it), then the action expires.
+	waitFor(t, 30*time.Second, "the agent's file module process", func() bool {
+		return len(moduleProcesses(t, agent.cmd.Process.Pid)) > 0
+	})
+	<-mig.done
+	if out := mig.output(); !strings.Contains(out, "1 of 1 agents answered") || !strings.Contains(out, " 1 timeout") {
+		t.Errorf("want the agent's answer, a timeout; mig printed:\n%s", out)
+	}
+	if pids := moduleProcesses(t, agent.cmd.Process.Pid); len(pids) > 0 {
+		t.Errorf("module processes %v of the agent still run after it answered", pids)
+	}
+}
+
+// moduleProcesses returns the pids of the "mig-agent -m" processes whose
+// parent is ppid.
+func moduleProcesses(t *testing.T, ppid int) []int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	var pids []int
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut after
+		// its closing parenthesis.
+		i := bytes.LastIndexByte(stat, ')')
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(ppid) || fields[0] == "Z" {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if bytes.Contains(cmdline, []byte("\x00-m\x00")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
