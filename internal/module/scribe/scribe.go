@@ -246,14 +246,24 @@ func (scribeModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the policy: %w", err)
 		}
-		policy, err := scribe.Parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidParameters, path, err)
-		}
 		if human && jsOn {
 			return nil, fmt.Errorf("%w: -human and -json are both set; pick one", ErrInvalidParameters)
 		}
-		raw, err := json.Marshal(Parameters{Document: policy.Document(), OnlyTrue: onlyTrue, Human: human, JSON: jsOn})
+		// The policy goes into the parameters as written (compacted), and
+		// is checked once, as the agent will check it.
+		var doc bytes.Buffer
+		if err := json.Compact(&doc, data); err != nil {
+			if _, perr := scribe.Parse(data); perr != nil {
+				err = perr // names the object or test when it can
+			}
+			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidParameters, path, err)
+		}
+		raw, err := json.Marshal(struct {
+			ScribeDoc json.RawMessage `json:"scribedoc"`
+			OnlyTrue  bool            `json:"onlytrue,omitempty"`
+			Human     bool            `json:"human,omitempty"`
+			JSON      bool            `json:"json,omitempty"`
+		}{doc.Bytes(), onlyTrue, human, jsOn})
 		if err != nil {
 			return nil, err
 		}
@@ -262,7 +272,7 @@ func (scribeModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
 				ErrInvalidParameters, path, len(raw), action.MaxParametersSize)
 		}
 		if _, _, err := parse(raw); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		return raw, nil
 	}
