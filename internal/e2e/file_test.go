@@ -103,10 +103,11 @@ func TestFileModule(t *testing.T) {
 // TestFileModuleExpiry runs a search that would read for hours (the hash
 // of a 1 TiB sparse file) through a real mig-agent process, in an action
 // that expires: the agent reports it as a timeout when it expires, and no
-// module process is left running after that.
+// module process is left running after that. The agent's CPU limit
+// (maxprocs) reaches the module processes.
 func TestFileModuleExpiry(t *testing.T) {
 	env, srv, dir := devPlatform(t, "-no-agent")
-	agentCfg := writeAgentConfigWith(t, dir, apiURLOf(t, srv), func(cfg map[string]any) { cfg["maxprocs"] = 1 })
+	agentCfg := writeAgentConfigWith(t, dir, apiURLOf(t, srv), func(cfg map[string]any) { cfg["maxprocs"] = 3 })
 	agent := start(t, nil, bins.agent, "-c", agentCfg)
 	waitFor(t, 30*time.Second, "the agent to be online", func() bool {
 		out, _, code := run(t, env, "agents", "-render", "json")
@@ -134,6 +135,18 @@ func TestFileModuleExpiry(t *testing.T) {
 	}
 	if pids := moduleProcesses(t, agent.cmd.Process.Pid); len(pids) > 0 {
 		t.Errorf("module processes %v of the agent still run after it answered", pids)
+	}
+
+	// The agent's CPU limit reaches its module processes: the test module
+	// reports the GOMAXPROCS it runs with, 3 here, which is neither the
+	// default (half the CPUs) nor all the CPUs of a 2-CPU machine.
+	op := filepath.Join(t.TempDir(), "procs.json")
+	if err := os.WriteFile(op, []byte(`{"module":"testmodule","parameters":{"mode":"ok","marker":"procs"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, env, "action", "-i", op, "-render", "json")
+	if code != 0 || !strings.Contains(out, `"maxprocs":3`) {
+		t.Errorf("mig action -i (testmodule): exit %d, want the module to see maxprocs 3\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
 
