@@ -467,7 +467,7 @@ func (ev *evaluation) files(ctx context.Context, o *object, chain string) ([]can
 			return nil
 		}
 		if err := add(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, errNotRegular) {
 				ev.log.Debug("read", "path", p, "error", err)
 				return nil
 			}
@@ -495,7 +495,7 @@ func fileValue(re *regexp.Regexp, name string) string {
 
 // readValues returns the values expr captures from the lines of file.
 func readValues(ctx context.Context, file string, expr *regexp.Regexp, concat string) ([]string, error) {
-	f, err := os.Open(file)
+	f, err := openRegular(file)
 	if err != nil {
 		return nil, err
 	}
@@ -552,6 +552,28 @@ func captureValue(expr *regexp.Regexp, line []byte, m []int, concat string) stri
 }
 
 var errEOF = errors.New("end of file")
+
+// errNotRegular says that a path the walk saw as a regular file is now
+// something else (a FIFO, a device): it is not read.
+var errNotRegular = errors.New("not a regular file")
+
+// openRegular opens file for reading, without blocking, and only when it
+// is still a regular file.
+func openRegular(file string) (*os.File, error) {
+	f, err := os.OpenFile(file, openFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = &fs.PathError{Op: "open", Path: file, Err: errNotRegular}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
 
 // readLine reads one line without its end of line ("\n" or "\r\n"); a
 // line longer than MaxLineSize is cut, the rest skipped. At the end of the

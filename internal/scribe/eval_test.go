@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -364,5 +365,19 @@ func TestScribeCompat(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, res); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
+	}
+}
+
+// TestReadValuesNotRegular checks that a FIFO in the place of a file (as
+// when one replaces it between the walk and the read) is refused at once,
+// not opened and waited on.
+func TestReadValuesNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := mkfifo(fifo); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	_, err := readValues(t.Context(), fifo, regexp.MustCompile("x"), "")
+	if !errors.Is(err, errNotRegular) {
+		t.Errorf("readValues(FIFO) error = %v, want errNotRegular", err)
 	}
 }

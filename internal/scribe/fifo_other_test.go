@@ -1,0 +1,7 @@
+//go:build !unix
+
+package scribe
+
+import "errors"
+
+func mkfifo(string) error { return errors.New("not supported") }
