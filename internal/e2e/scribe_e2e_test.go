@@ -259,6 +259,37 @@ func TestScribeThroughAgent(t *testing.T) {
 		}
 	})
 
+	t.Run("converted OVAL", func(t *testing.T) {
+		// mig scribe convert, then the policy it wrote sent as it is. On
+		// this machine (not Ubuntu 22.04) the release check is false and
+		// the package tests that depend on it do not run.
+		conv := filepath.Join(work, "jammy.json")
+		oval := filepath.Join("..", "scribe", "testdata", "ubuntu-jammy-oval.xml")
+		if out, errOut, code := run(t, env, "scribe", "convert", "-i", oval, "-o", conv); code != 0 {
+			t.Fatalf("mig scribe convert: exit %d\n%s\n%s", code, out, errOut)
+		}
+		lsb, _ := os.ReadFile("/etc/lsb-release")
+		if strings.Contains(string(lsb), "DISTRIB_CODENAME=jammy") {
+			t.Skip("this machine is Ubuntu 22.04")
+		}
+		out, errOut, code := run(t, env, "scribe", "-path", conv, "-show", "all", "-render", "json")
+		if code != 0 {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		_, res := jsonResults(t, out)
+		if len(res) != 5 {
+			t.Fatalf("%d results, want 5 (one release check, four package tests)\n%s", len(res), out)
+		}
+		for _, r := range res {
+			switch {
+			case r.MasterResult || r.Error != "":
+				t.Errorf("test %q: true or in error on a machine that is not jammy: %+v", r.TestID, r)
+			case strings.HasPrefix(r.TestID, "USN-") && r.Skipped == "":
+				t.Errorf("test %q ran although the release check is false: %+v", r.TestID, r)
+			}
+		}
+	})
+
 	t.Run("bad policies refused before sending", func(t *testing.T) {
 		raw := `{"object":"o","raw":{"identifiers":[{"identifier":"a","value":"1"}]}}`
 		for _, tt := range []struct {
