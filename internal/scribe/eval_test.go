@@ -381,3 +381,47 @@ func TestReadValuesNotRegular(t *testing.T) {
 		t.Errorf("readValues(FIFO) error = %v, want errNotRegular", err)
 	}
 }
+
+// TestEVROperators checks every operation on a candidate below, equal to
+// and above the test's value, with each version ordering.
+func TestEVROperators(t *testing.T) {
+	for _, tt := range []struct {
+		typ, below, value, above string
+	}{
+		{TypeDpkg, "1.0~rc1-1", "1.0-1", "1.0+b1-1"},
+		{TypeRPM, "1.0~rc1-1", "1.0-1", "1.0^git1-1"},
+		{TypeAPK, "1.0_rc1-r0", "1.0-r0", "1.0_p1-r0"},
+	} {
+		for _, op := range []struct {
+			op   string
+			want [3]bool // below, equal, above
+		}{
+			{OpLess, [3]bool{true, false, false}},
+			{OpLessEqual, [3]bool{true, true, false}},
+			{OpEqual, [3]bool{false, true, false}},
+			{OpGreaterEqual, [3]bool{false, true, true}},
+			{OpGreater, [3]bool{false, false, true}},
+		} {
+			doc := Document{
+				Objects: []Object{{Object: "o", Raw: &RawObject{Identifiers: []RawIdentifier{
+					{Identifier: "below", Value: tt.below}, {Identifier: "equal", Value: tt.value}, {Identifier: "above", Value: tt.above}}}}},
+				Tests: []Test{{Test: "t", Object: "o", EVR: &EVRTest{Operation: op.op, Value: tt.value, Type: tt.typ}}},
+			}
+			p, err := Compile(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := p.Evaluate(t.Context(), Env{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [3]bool
+			for i, s := range res[0].Results {
+				got[i] = s.Result
+			}
+			if got != op.want {
+				t.Errorf("%s: %q/%q/%q %s %q = %v, want %v", tt.typ, tt.below, tt.value, tt.above, op.op, tt.value, got, op.want)
+			}
+		}
+	}
+}
