@@ -69,6 +69,10 @@ var (
 	APKInstalledPath = "lib/apk/db/installed"
 	// RPMSQLitePaths are where RPM keeps rpmdb.sqlite, newest layout first.
 	RPMSQLitePaths = []string{"usr/lib/sysimage/rpm/rpmdb.sqlite", "var/lib/rpm/rpmdb.sqlite"}
+	// RPMNDBPaths are where RPM keeps an ndb database (Packages.db, the
+	// default of SUSE since 2021), which this package cannot read (see
+	// Installed).
+	RPMNDBPaths = []string{"usr/lib/sysimage/rpm/Packages.db", "var/lib/rpm/Packages.db"}
 	// RPMBerkeleyPaths are where older RPM keeps its BerkeleyDB Packages
 	// file, which this package cannot read (see Installed).
 	RPMBerkeleyPaths = []string{"var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages"}
@@ -112,6 +116,15 @@ func Installed(ctx context.Context, root string) ([]Package, error) {
 			rpmFound = true
 			add(ReadRPMSQLite(ctx, p))
 			break
+		}
+	}
+	if !rpmFound {
+		for _, rel := range RPMNDBPaths {
+			if p := filepath.Join(root, rel); exists(p) {
+				rpmFound = true
+				add(ReadRPMNDB(ctx, p))
+				break
+			}
 		}
 	}
 	if !rpmFound {

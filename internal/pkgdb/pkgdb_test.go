@@ -250,8 +250,20 @@ func TestInstalledErrors(t *testing.T) {
 	}
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, pkgdb.RPMBerkeleyPaths[0]), "\x00\x00\x00\x00")
-	if _, err := pkgdb.Installed(t.Context(), root); !errors.Is(err, pkgdb.ErrUnsupported) {
-		t.Errorf("BerkeleyDB root: error = %v, want ErrUnsupported", err)
+	if _, err := pkgdb.Installed(t.Context(), root); !errors.Is(err, pkgdb.ErrUnsupported) || !strings.Contains(err.Error(), pkgdb.RPMBerkeleyPaths[0]) {
+		t.Errorf("BerkeleyDB root: error = %v, want ErrUnsupported naming the file", err)
+	}
+	// An ndb database next to a dpkg one: the dpkg packages are returned
+	// and the ndb database is reported, never taken for an empty one.
+	root = t.TempDir()
+	writeFile(t, filepath.Join(root, pkgdb.RPMNDBPaths[0]), "RpmP\x00\x00\x00\x00")
+	writeFile(t, filepath.Join(root, pkgdb.DpkgStatusPath), dpkgStatus)
+	pkgs, err := pkgdb.Installed(t.Context(), root)
+	if !errors.Is(err, pkgdb.ErrUnsupported) || !strings.Contains(err.Error(), pkgdb.RPMNDBPaths[0]) {
+		t.Errorf("ndb root: error = %v, want ErrUnsupported naming the file", err)
+	}
+	if len(pkgs) == 0 {
+		t.Errorf("ndb root: the dpkg packages were not returned")
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -318,7 +330,7 @@ func FuzzReadDpkgStatus(f *testing.F) {
 				t.Errorf("package %+v lacks a name, version or type", p)
 			}
 		}
-		apks, err := pkgdb.ReadAPKInstalled(t.Context(), bytes.NewReader(data))
+		apks, err := pkgdb.ReadAPKInstalled(t.Context(), strings.NewReader(string(data)))
 		if err != nil && !errors.Is(err, pkgdb.ErrMalformed) {
 			t.Errorf("apk error %v does not wrap ErrMalformed", err)
 		}
@@ -344,6 +356,19 @@ func FuzzParseRPMHeader(f *testing.F) {
 		}
 		if p.Name == "" || p.Version == "" || p.Type != pkgdb.TypeRPM {
 			t.Errorf("package %+v lacks a name, version or type", p)
+		}
+	})
+}
+
+func FuzzReadAPKInstalled(f *testing.F) {
+	f.Add([]byte(apkInstalled))
+	f.Add([]byte("P:x\nV:1\n\n\nP:\nV:2\nA:x86_64\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pkgs, _ := pkgdb.ReadAPKInstalled(t.Context(), strings.NewReader(string(data)))
+		for _, p := range pkgs {
+			if p.Name == "" || p.Version == "" || p.Type != pkgdb.TypeAPK {
+				t.Errorf("package %+v accepted", p)
+			}
 		}
 	})
 }

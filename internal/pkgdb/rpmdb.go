@@ -66,3 +66,12 @@ func ReadRPMSQLite(ctx context.Context, path string) ([]Package, error) {
 func ReadRPMBerkeley(ctx context.Context, path string) ([]Package, error) {
 	return nil, fmt.Errorf("rpm database %s: BerkeleyDB: %w", path, ErrUnsupported)
 }
+
+// ReadRPMNDB would read an RPM database in ndb format (Packages.db, SUSE's
+// default since 2021). This package does not parse ndb: it returns an error
+// wrapping ErrUnsupported that names the file, so that the caller reports
+// it instead of claiming nothing is installed. Convert such a database with
+// `rpmdb --rebuilddb --define '_db_backend sqlite'`.
+func ReadRPMNDB(ctx context.Context, path string) ([]Package, error) {
+	return nil, fmt.Errorf("rpm database %s: ndb: %w", path, ErrUnsupported)
+}
