@@ -36,8 +36,8 @@
 // read (guard pages, device mappings, [vvar]) are skipped and counted.
 //
 // offset skips that many bytes of a process's readable memory (regions in
-// address order) before searching it, and maxlength (when not 0) stops after
-// that many bytes. A process's scan stops as soon as every content and bytes
+// address order), which are not read, and maxlength (when not 0) stops after
+// that many more bytes; a match must lie entirely inside that window. A process's scan stops as soon as every content and bytes
 // filter has matched, or, with matchany, as soon as one filter has matched.
 //
 // The module does not scan its own process, nor its parent when the parent
