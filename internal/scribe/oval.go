@@ -7,6 +7,7 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -132,10 +133,14 @@ type Conversion struct {
 //     yet) becomes a noop test: any installed version is vulnerable;
 //   - the other criteria AND-ed with them (the release check: a
 //     textfilecontent54_test on /etc/lsb-release, an rpminfo_test on
-//     redhat-release with a version pattern; directly or through
-//     extend_definition) become tests that the package tests depend on
-//     with if; an OR of such checks on packages with the same state
-//     becomes one test on all those packages;
+//     redhat-release with a version pattern, or, in Red Hat's OVAL v2, an
+//     rpmverifyfile_test naming the package that owns /etc/redhat-release
+//     and its version by patterns; directly or through extend_definition)
+//     become tests that the package tests depend on with if; an OR of such
+//     checks on packages with the same state becomes one test on all those
+//     packages, and an OR of version patterns ("RHEL 8 or RHEL CoreOS 4")
+//     one test whose name and version patterns each accept any of the
+//     alternatives (the crossed pairs too);
 //   - what cannot be expressed is skipped and listed in Skipped:
 //     signature key checks, other test types, negated checks under an OR.
 //
@@ -225,12 +230,16 @@ type check struct {
 	path, file, expr, value string
 	valueIsRegexp           bool
 	negate                  bool
+	// release says that the check can only be a condition: Red Hat's
+	// rpmverifyfile_test on /etc/redhat-release, which tells the release
+	// by the package that owns the file.
+	release bool
 }
 
 // finding reports whether a check is a vulnerable-version check rather
 // than a condition such as the release.
 func (k *check) finding() bool {
-	return (k.kind == TypeDpkg || k.kind == TypeRPM) && !k.negate &&
+	return (k.kind == TypeDpkg || k.kind == TypeRPM) && !k.negate && !k.release &&
 		(k.noState || k.op == OpLess || k.op == OpLessEqual)
 }
 
@@ -424,6 +433,8 @@ func (c *converter) peekCheck(t *ovalElement) (*check, bool) {
 		k.kind = TypeRPM
 	case "textfilecontent54_test":
 		k.kind = "file"
+	case "rpmverifyfile_test":
+		return c.verifyFileCheck(k, t)
 	default:
 		return nil, false
 	}
@@ -492,6 +503,41 @@ func (c *converter) peekCheck(t *ovalElement) (*check, bool) {
 	if k.op == "" && k.version == "" {
 		return nil, false
 	}
+	return k, true
+}
+
+// verifyFileCheck reads Red Hat's release check: an rpmverifyfile_test
+// whose state names the package that owns a file (/etc/redhat-release) by
+// a pattern, and its version by a pattern. It becomes a condition on the
+// installed packages matching the name pattern, whose version matches the
+// version pattern (or that are installed, without one).
+func (c *converter) verifyFileCheck(k *check, t *ovalElement) (*check, bool) {
+	st := c.stateOf(t)
+	if st == nil {
+		return nil, false
+	}
+	k.kind, k.release, k.pattern = TypeRPM, true, true
+	for _, f := range st.Fields {
+		v := strings.TrimSpace(f.Value)
+		if f.Operation != "pattern match" || v == "" {
+			return nil, false
+		}
+		if _, err := regexp.Compile(v); err != nil {
+			return nil, false
+		}
+		switch f.XMLName.Local {
+		case "name":
+			k.names = []string{v}
+		case "version":
+			k.version = v
+		default:
+			return nil, false
+		}
+	}
+	if len(k.names) == 0 {
+		return nil, false
+	}
+	k.noState = k.version == ""
 	return k, true
 }
 
@@ -654,28 +700,49 @@ func (c *converter) orCondition(group []*check) (string, bool) {
 		return c.condition(group[0])
 	}
 	first := group[0]
-	var names []string
-	var refs []string
+	var names, patterns, versions, refs []string
 	for _, k := range group {
-		if k.kind == "file" || k.negate || k.pattern || k.kind != first.kind ||
-			k.op != first.op || k.evr != first.evr || k.version != first.version || k.noState != first.noState {
+		// Version patterns may differ (Red Hat's "RHEL 8 or RHEL CoreOS
+		// 4"): the alternatives are then merged into one name pattern and
+		// one version pattern, which also accepts the crossed pairs.
+		sameState := k.op == first.op && k.evr == first.evr && k.noState == first.noState &&
+			(k.version == first.version || k.version != "" && first.version != "")
+		if k.kind == "file" || k.negate || k.kind != first.kind || !sameState {
 			c.skip("alternative conditions %s: only package checks with the same state are converted", k.ref)
 			return "", false
 		}
-		names = append(names, k.names...)
+		if k.pattern {
+			patterns = append(patterns, k.names...)
+		} else {
+			names = append(names, k.names...)
+		}
+		if k.version != "" && !slices.Contains(versions, k.version) {
+			versions = append(versions, k.version)
+		}
 		refs = append(refs, k.ref)
 	}
 	sort.Strings(names)
-	key := fmt.Sprintf("or\x00%v\x00%s\x00%s\x00%s", names, first.op, first.evr, first.version)
-	if id, ok := c.conds[key]; ok {
-		return id, true
-	}
+	sort.Strings(patterns)
 	quoted := make([]string, len(names))
 	for i, n := range names {
 		quoted[i] = regexp.QuoteMeta(n)
 	}
-	k := &check{kind: first.kind, names: []string{"^(" + strings.Join(quoted, "|") + ")$"}, pattern: true,
-		op: first.op, evr: first.evr, version: first.version, noState: first.noState}
+	namePattern := "^(" + strings.Join(quoted, "|") + ")$"
+	if len(patterns) > 0 {
+		var alts []string
+		if len(names) > 0 {
+			alts = append(alts, namePattern)
+		}
+		alts = append(alts, patterns...)
+		namePattern = alternatives(alts)
+	}
+	version := alternatives(versions)
+	key := fmt.Sprintf("or\x00%s\x00%s\x00%s\x00%s", namePattern, first.op, first.evr, version)
+	if id, ok := c.conds[key]; ok {
+		return id, true
+	}
+	k := &check{kind: first.kind, names: []string{namePattern}, pattern: true,
+		op: first.op, evr: first.evr, version: version, noState: first.noState}
 	t := Test{Object: c.object(k, k.names[0])}
 	c.setCondition(&t, k)
 	t.Description = "condition of OVAL " + strings.Join(refs, " or ")
@@ -683,6 +750,19 @@ func (c *converter) orCondition(group []*check) (string, bool) {
 	c.conds[key] = t.Test
 	c.out.Document.Tests = append(c.out.Document.Tests, t)
 	return t.Test, true
+}
+
+// alternatives is a regular expression matching any of res: the one
+// expression itself, or each in a group joined with "|".
+func alternatives(res []string) string {
+	if len(res) <= 1 {
+		return strings.Join(res, "")
+	}
+	alts := make([]string, len(res))
+	for i, re := range res {
+		alts[i] = "(?:" + re + ")"
+	}
+	return strings.Join(alts, "|")
 }
 
 // finding adds the tests of a vulnerable-version check: one per package

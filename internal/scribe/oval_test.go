@@ -27,7 +27,7 @@ func convertFile(t *testing.T, name string) *Conversion {
 }
 
 func TestConvertOVALGolden(t *testing.T) {
-	for _, name := range []string{"ubuntu-jammy-oval.xml", "rhel7-oval.xml"} {
+	for _, name := range []string{"ubuntu-jammy-oval.xml", "rhel7-oval.xml", "rhel8-oval.xml"} {
 		t.Run(name, func(t *testing.T) {
 			c := convertFile(t, name)
 			var buf bytes.Buffer
@@ -141,6 +141,49 @@ func TestConvertOVALRedHatEvaluates(t *testing.T) {
 	}
 }
 
+// TestConvertOVALRedHat8Evaluates evaluates the policy converted from
+// Red Hat's OVAL v2 shape, whose release check is an rpmverifyfile_test
+// (RHEL 8 or RHEL CoreOS 4), on machines of several releases.
+func TestConvertOVALRedHat8Evaluates(t *testing.T) {
+	c := convertFile(t, "rhel8-oval.xml")
+	p, err := Compile(c.Document)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSSL := []Package{
+		{Name: "openssl", Version: "1:1.1.1k-7.el8_6", Arch: "x86_64", Type: TypeRPM},
+		{Name: "openssl-libs", Version: "1:1.1.1k-9.el8_7", Arch: "x86_64", Type: TypeRPM},
+	}
+	with := func(release Package) PackageList { return append(PackageList{release}, oldSSL...) }
+	const gate = "oval:com.redhat.rhba:tst:20191992003"
+	for _, tt := range []struct {
+		name string
+		pkgs PackageList
+		want []string
+	}{
+		{"rhel 8", with(Package{Name: "redhat-release", Version: "8.9-0.1.el8", Arch: "x86_64", Type: TypeRPM}),
+			[]string{gate, "RHSA-2023:1405 openssl"}},
+		{"rhel coreos 4", with(Package{Name: "redhat-release-coreos", Version: "4.13-1.el8", Arch: "x86_64", Type: TypeRPM}),
+			[]string{gate, "RHSA-2023:1405 openssl"}},
+		{"rhel 9", with(Package{Name: "redhat-release", Version: "9.3-0.5.el9", Arch: "x86_64", Type: TypeRPM}), nil},
+		{"no release package", PackageList(oldSSL), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := p.Evaluate(t.Context(), Env{Packages: tt.pkgs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range OnlyTrue(res) {
+				got = append(got, r.TestID)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("true tests (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestConvertOVALErrors(t *testing.T) {
 	for _, tt := range []struct {
 		name, in, want string
@@ -161,7 +204,7 @@ func TestConvertOVALErrors(t *testing.T) {
 }
 
 func FuzzConvertOVAL(f *testing.F) {
-	for _, name := range []string{"ubuntu-jammy-oval.xml", "rhel7-oval.xml"} {
+	for _, name := range []string{"ubuntu-jammy-oval.xml", "rhel7-oval.xml", "rhel8-oval.xml"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)
