@@ -448,32 +448,8 @@ func TestHostModulesThroughAgent(t *testing.T) {
 		}
 	})
 	t.Run("agentdestroy needs the weight the agent's ACL demands", func(t *testing.T) {
-		// A copy of the real mig-agent binary, idle: "mig-agent -m
-		// testmodule" waits for its parameters on stdin.
-		old := filepath.Join(t.TempDir(), "mig-agent")
-		data, err := os.ReadFile(bins.agent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(old, data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		dummy := exec.Command(old, "-m", "testmodule")
-		stdin, err := dummy.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := dummy.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = dummy.Wait(); close(exited) }()
-		t.Cleanup(func() { stdin.Close(); _ = dummy.Process.Kill(); <-exited })
-		f := filepath.Join(t.TempDir(), "destroy.json")
-		op := fmt.Sprintf(`{"module": "agentdestroy", "parameters": {"pid": %d, "version": "dev"}}`, dummy.Process.Pid)
-		if err := os.WriteFile(f, []byte(op), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		dummy, exited := startIdleAgentCopy(t)
+		f := destroyAction(t, dummy.Process.Pid, "dev")
 		// One investigator of weight 1, the module demands 2: the agent
 		// refuses and the process lives on.
 		out, errOut, _ := p.mig(t, "action", "-i", f)
@@ -517,5 +493,71 @@ func serveSNTP(pc net.PacketConn, skew time.Duration) {
 		binary.BigEndian.PutUint64(reply[32:], ts)
 		binary.BigEndian.PutUint64(reply[40:], ts)
 		_, _ = pc.WriteTo(reply, addr)
+	}
+}
+
+// startIdleAgentCopy starts a copy of the real mig-agent binary that waits:
+// "mig-agent -m testmodule" reads its parameters from stdin, which stays
+// open. It returns the process and a channel closed when it exits.
+func startIdleAgentCopy(t *testing.T) (*exec.Cmd, chan struct{}) {
+	t.Helper()
+	old := filepath.Join(t.TempDir(), "mig-agent")
+	data, err := os.ReadFile(bins.agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(old, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dummy := exec.Command(old, "-m", "testmodule")
+	stdin, err := dummy.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dummy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = dummy.Wait(); close(exited) }()
+	t.Cleanup(func() { stdin.Close(); _ = dummy.Process.Kill(); <-exited })
+	return dummy, exited
+}
+
+// destroyAction writes an agentdestroy action file for pid and version.
+func destroyAction(t *testing.T, pid int, version string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "destroy.json")
+	op := fmt.Sprintf(`{"module": "agentdestroy", "parameters": {"pid": %d, "version": %q}}`, pid, version)
+	if err := os.WriteFile(f, []byte(op), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestAgentDestroyThroughAgent stops a real mig-agent process through the
+// platform, where the agent's ACL gives the investigator enough weight for
+// agentdestroy, after refusing a version that is not the process's.
+func TestAgentDestroyThroughAgent(t *testing.T) {
+	const acl = `{"agentdestroy":{"minimumweight":1,"investigators":{"dev":{"fingerprint":"DEV","weight":1}}}}`
+	p := startNSPlatform(t, "destroy-e2e", acl)
+	dummy, exited := startIdleAgentCopy(t)
+	out, errOut, _ := p.mig(t, "action", "-i", destroyAction(t, dummy.Process.Pid, "9.9.9"))
+	if !strings.Contains(errOut, `version "dev", want "9.9.9"`) || strings.Contains(out, "stopped") {
+		t.Fatalf("a wrong version was not refused\nstdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+	select {
+	case <-exited:
+		t.Fatal("the process exited although its version is not the requested one")
+	default:
+	}
+	p.want(t, []string{"action", "-i", destroyAction(t, dummy.Process.Pid, "dev")},
+		// SIGTERM, or SIGKILL after the grace period: a module child
+		// process waits for its parameters whatever the signal.
+		[]string{fmt.Sprintf("destroy-e2e stopped mig-agent pid %d version dev with SIG", dummy.Process.Pid)})
+	<-exited
+	// Modules without an ACL entry have no default here: denied.
+	_, errOut, _ = p.mig(t, "netstat", "-lp", "22")
+	if !strings.Contains(errOut, "destroy-e2e failed") {
+		t.Errorf("netstat ran without an ACL entry:\n%s", errOut)
 	}
 }
