@@ -19,6 +19,7 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/client"
+	"github.com/migplatform/mig/internal/module"
 	"github.com/migplatform/mig/internal/sign"
 
 	_ "github.com/migplatform/mig/internal/module/file"
@@ -152,7 +153,7 @@ func TestRefusedBeforeSending(t *testing.T) {
 		{"unknown flag", []string{"file", "-c", cfg, "-path", "/etc", "-colour", "red"}, 2, "-colour"},
 		{"stray argument", []string{"file", "-c", cfg, "-path", "/etc", "passwd"}, 2, `unexpected argument "passwd"`},
 		{"unknown module", []string{"fiel", "-path", "/etc"}, 2, `unknown subcommand or module "fiel"`},
-		{"unknown module lists modules", []string{"fiel"}, 2, "modules: file"},
+		{"unknown module lists modules", []string{"fiel"}, 2, "modules: " + strings.Join(module.Names(), ", ") + "\n"},
 		{"results without id", []string{"results", "-c", cfg}, 2, "one action id"},
 		{"results bad id", []string{"results", "-c", cfg, "x12"}, 2, `"x12"`},
 		{"agents bad target", []string{"agents", "-c", cfg, "-t", "os='linux'"}, 2, `os='linux'`},
@@ -635,5 +636,29 @@ func TestAdmin(t *testing.T) {
 				t.Errorf("requests: got %q, want the first to be %q", f.queries, tt.wantQuery)
 			}
 		})
+	}
+}
+
+// TestLocalShowAllNotFound runs a scribe policy whose tests are all false
+// with -t local: -show all and notfound print the agent that found nothing,
+// then the false tests; -show found prints nothing.
+func TestLocalShowAllNotFound(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(policy, []byte(notFoundPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIG_CONFIG", filepath.Join(t.TempDir(), "does-not-exist"))
+	const all = "testhost did not find anything\n" +
+		"testhost [false] libnss3 too old\n" +
+		"testhost [false] libnss3 is 3.17\n"
+	for _, tt := range []struct{ show, want string }{
+		{ShowAll, all},
+		{ShowNotFound, all},
+		{ShowFound, ""},
+	} {
+		code, stdout, stderr := run(t, "scribe", "-t", "local", "-show", tt.show, "-path", policy)
+		if code != ExitOK || stdout != tt.want {
+			t.Errorf("-show %s: exit %d, stdout %q (stderr %q); want %d, %q", tt.show, code, stdout, stderr, ExitOK, tt.want)
+		}
 	}
 }

@@ -164,9 +164,29 @@ func (p *printer) command(cmd action.Command) error {
 		return nil
 	}
 	if !found {
-		if p.show == ShowNotFound || p.show == ShowAll {
-			_, err := fmt.Fprintf(p.stdout(), "%s did not find anything\n", name)
+		if p.show != ShowNotFound && p.show != ShowAll {
+			return nil
+		}
+		if _, err := fmt.Fprintf(p.stdout(), "%s did not find anything\n", name); err != nil {
 			return err
+		}
+		// Some modules answer with elements even when they found nothing
+		// (scribe: every test false, each with its candidates): their
+		// printers show them. Printers print nothing for a result without
+		// anything found in it, so other modules add nothing here.
+		for i, r := range cmd.Results {
+			if !hasElements(r.Elements) {
+				continue
+			}
+			m, ok := module.Lookup(p.moduleOf(i))
+			if !ok {
+				// Not built into this client: -render json shows the
+				// elements; printing them here would say "found".
+				continue
+			}
+			if err := m.PrintResult(p.stdout(), name, r); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -196,6 +216,16 @@ func printResult(w io.Writer, modName, agent string, r action.Result) error {
 	}
 	_, err := fmt.Fprintf(w, "%s %s found: %s\n", agent, modName, el)
 	return err
+}
+
+// hasElements reports whether a result's elements hold anything: not
+// absent, null, {} or [].
+func hasElements(el json.RawMessage) bool {
+	switch strings.TrimSpace(string(el)) {
+	case "", "null", "{}", "[]":
+		return false
+	}
+	return true
 }
 
 func (p *printer) writeJSON(l jsonLine) error {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/module"
+	_ "github.com/migplatform/mig/internal/module/all"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -289,5 +291,117 @@ func TestPrinterWriteError(t *testing.T) {
 	p.summary(action.Counters{Sent: 1, Done: 1, Success: 1})
 	if err := p.flush(); err == nil {
 		t.Errorf("flush after a failed write = nil, want the write error")
+	}
+}
+
+// notFoundPolicy is a scribe policy whose every test is false on every
+// machine (raw objects only).
+const notFoundPolicy = `{
+  "objects": [{"object": "nss", "raw": {"identifiers": [{"identifier": "libnss3:amd64", "value": "2:3.87.1-1"}]}}],
+  "tests": [
+    {"test": "libnss3 too old", "object": "nss", "evr": {"operation": "<", "value": "2:3.19.2"}},
+    {"test": "libnss3 is 3.17", "object": "nss", "evr": {"operation": "=", "value": "2:3.17.2-1"}}
+  ]
+}`
+
+// notFoundCommands are answers that found nothing, each with the elements
+// its module returns then: the modules that run anywhere are run here, the
+// others (network, other processes) are given the elements they return.
+func notFoundCommands(t *testing.T) ([]action.Operation, []action.Command) {
+	t.Helper()
+	dir := t.TempDir()
+	policy, err := json.Marshal(map[string]json.RawMessage{"scribedoc": json.RawMessage(notFoundPolicy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	human, err := json.Marshal(map[string]any{"scribedoc": json.RawMessage(notFoundPolicy), "human": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := json.Marshal([]string{dir})
+	ops := []action.Operation{
+		{Module: "file", Parameters: json.RawMessage(`{"searches":{"s1":{"paths":` + string(paths) + `,"names":["^nothing$"]}}}`)},
+		{Module: "scribe", Parameters: policy},
+		{Module: "scribe", Parameters: human},
+		{Module: "memory", Parameters: json.RawMessage(`{"searches":{"s1":{"names":["^no-such-process-name$"]}}}`)},
+		{Module: "netstat", Parameters: json.RawMessage(`{"connectedip":["192.0.2.77"]}`)},
+		{Module: "sshkey", Parameters: json.RawMessage(`{"paths":` + string(paths) + `}`)},
+	}
+	var cmds []action.Command
+	for i, op := range ops {
+		res, err := module.RunLocal(t.Context(), op.Module, op.Parameters, module.Env{})
+		if err != nil {
+			t.Fatalf("running %s: %v", op.Module, err)
+		}
+		if res.FoundAnything || !res.Success || !hasElements(res.Elements) {
+			t.Fatalf("%s found %v, success %v, elements %s (%v): want nothing found and elements",
+				op.Module, res.FoundAnything, res.Success, res.Elements, res.Errors)
+		}
+		cmds = append(cmds, action.Command{ID: uint64(i + 1), AgentID: "a", AgentName: op.Module + ".example.net",
+			Status: action.CmdSuccess, Results: []action.Result{res}})
+	}
+	given := []struct{ module, elements string }{
+		{"timedrift", `{"localtime":"2026-02-03T04:05:06.000000007Z","hasdrift":false,"alloweddrift":"10s","drift":"1ms","drifts":["pool.ntp.org: 1ms"]}`},
+		{"ping", `{"destination":"10.22.75.57","address":"10.22.75.57","protocol":"icmp","count":3,"timeout":5,"reached":0,"probes":[{"seq":1,"result":"no reply"}]}`},
+		{"agentdestroy", `{"pid":0,"version":"1.2.3","stopped":false}`},
+		{"elsewhere", `{"rows":[1,2]}`}, // a module this client does not have
+	}
+	for _, g := range given {
+		ops = append(ops, action.Operation{Module: g.module, Parameters: json.RawMessage(`{}`)})
+		cmds = append(cmds, action.Command{ID: uint64(len(cmds) + 1), AgentID: "a", AgentName: g.module + ".example.net",
+			Status: action.CmdSuccess, Results: []action.Result{{Success: true, Elements: json.RawMessage(g.elements)}}})
+	}
+	return ops, cmds
+}
+
+// TestPrinterNotFoundElements checks that a command that found nothing
+// prints, after "did not find anything", what its module prints of the
+// elements it returned anyway (scribe's false tests) with -show all and
+// notfound, and only that: the other modules' empty answers add nothing.
+func TestPrinterNotFoundElements(t *testing.T) {
+	ops, cmds := notFoundCommands(t)
+	for _, show := range []string{ShowAll, ShowNotFound, ShowFound} {
+		t.Run(show, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			for _, c := range cmds {
+				// Each command is printed with its own operation, as one
+				// action per module.
+				op := ops[c.ID-1]
+				p := &printer{out: &out, errw: &errb, show: show, render: RenderText, actionID: c.ID,
+					ops: []action.Operation{op}}
+				if err := p.command(c); err != nil {
+					t.Fatalf("printing the %s command: %v", op.Module, err)
+				}
+				if err := p.flush(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// stderr has the warnings of the modules run here (memory
+			// cannot read every process everywhere): not compared.
+			golden(t, "notfound-elements-"+show+"-text.stdout.golden", out.String())
+		})
+	}
+}
+
+// TestPrinterNotFoundSeveralOperations checks a command of two operations
+// that both found nothing: only the one whose module prints its elements
+// adds lines, under the agent's single "did not find anything".
+func TestPrinterNotFoundSeveralOperations(t *testing.T) {
+	ops, cmds := notFoundCommands(t)
+	cmd := action.Command{ID: 1, AgentID: "a", AgentName: "host", Status: action.CmdSuccess,
+		Results: []action.Result{cmds[0].Results[0], cmds[1].Results[0]}}
+	var out, errb bytes.Buffer
+	p := &printer{out: &out, errw: &errb, show: ShowAll, render: RenderText, ops: ops[:2]}
+	if err := p.command(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := "host did not find anything\n" +
+		"host [false] libnss3 too old\n" +
+		"host [false] libnss3 is 3.17\n"
+	if got := out.String(); got != want {
+		t.Errorf("stdout:\ngot  %q\nwant %q", got, want)
 	}
 }

@@ -40,7 +40,11 @@ type Module interface {
 	SetFlags(fs *flag.FlagSet) (build func() (json.RawMessage, error))
 	// PrintResult writes one agent's result for an investigator, one line per
 	// thing found, each line starting with the agent's name, as MIG prints
-	// them. It prints nothing for a result that found nothing.
+	// them. It prints nothing for a result that found nothing, unless its
+	// elements say more than that (scribe: each test, false ones too):
+	// "mig -show all" and "-show notfound" call it for every result that
+	// found nothing but has elements, after "<agent> did not find
+	// anything".
 	PrintResult(w io.Writer, agentName string, r action.Result) error
 }
 
