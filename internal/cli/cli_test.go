@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -660,5 +663,77 @@ func TestLocalShowAllNotFound(t *testing.T) {
 		if code != ExitOK || stdout != tt.want {
 			t.Errorf("-show %s: exit %d, stdout %q (stderr %q); want %d, %q", tt.show, code, stdout, stderr, ExitOK, tt.want)
 		}
+	}
+}
+
+// parseCounter is a module that counts how often its parameters are
+// parsed, registered for TestLocalParsesOnce.
+type parseCounter struct{ parses *atomic.Int64 }
+
+var parseCount = parseCounter{parses: new(atomic.Int64)}
+
+func init() { module.Register(parseCount) }
+
+func (parseCounter) Name() string    { return "parsecount" }
+func (parseCounter) Summary() string { return "counts parameter parses, for tests" }
+
+func (c parseCounter) ParseParameters(raw []byte) (module.Runner, error) {
+	c.parses.Add(1)
+	var p struct {
+		Marker string `json:"marker"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil || p.Marker == "" {
+		return nil, fmt.Errorf("parsecount parameters %s: want a marker", raw)
+	}
+	return parseCountRunner(p.Marker), nil
+}
+
+func (parseCounter) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
+	marker := fs.String("marker", "m", "returned as found")
+	return func() (json.RawMessage, error) { return json.Marshal(map[string]string{"marker": *marker}) }
+}
+
+func (parseCounter) PrintResult(w io.Writer, agent string, r action.Result) error {
+	if !r.FoundAnything {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "%s %s\n", agent, r.Elements)
+	return err
+}
+
+type parseCountRunner string
+
+func (m parseCountRunner) Run(context.Context, module.Env) action.Result {
+	el, _ := json.Marshal(string(m))
+	return action.Result{FoundAnything: true, Success: true, Elements: el}
+}
+
+// TestLocalParsesOnce checks that -t local runs what checking the
+// parameters parsed, instead of parsing them again to run them: once per
+// operation, from flags and from an action file.
+func TestLocalParsesOnce(t *testing.T) {
+	t.Setenv("MIG_CONFIG", filepath.Join(t.TempDir(), "does-not-exist"))
+	parseCount.parses.Store(0)
+	code, stdout, stderr := run(t, "parsecount", "-t", "local", "-marker", "flags")
+	if code != ExitOK || stdout != "testhost \"flags\"\n" {
+		t.Fatalf("mig parsecount: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if n := parseCount.parses.Load(); n != 1 {
+		t.Errorf("mig parsecount -t local parsed the parameters %d times, want 1", n)
+	}
+
+	file := filepath.Join(t.TempDir(), "action.json")
+	doc := `{"name": "two", "operations": [{"module": "parsecount", "parameters": {"marker": "one"}},
+	  {"module": "parsecount", "parameters": {"marker": "two"}}]}`
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parseCount.parses.Store(0)
+	code, stdout, stderr = run(t, "action", "-t", "local", "-i", file)
+	if code != ExitOK || stdout != "testhost \"one\"\ntesthost \"two\"\n" {
+		t.Fatalf("mig action -t local: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if n := parseCount.parses.Load(); n != 2 {
+		t.Errorf("mig action -t local with 2 operations parsed parameters %d times, want 2", n)
 	}
 }

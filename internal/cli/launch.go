@@ -56,12 +56,13 @@ func (r *runner) moduleCmd(m module.Module, args []string) error {
 	if err != nil {
 		return usagef("mig %s: %w", m.Name(), err)
 	}
-	if _, err := m.ParseParameters(params); err != nil {
+	parsed, err := m.ParseParameters(params)
+	if err != nil {
 		return usagef("mig %s: %w", m.Name(), err)
 	}
 	op := action.Operation{Module: m.Name(), Parameters: params}
 	if g.isSet(flagTarget) && g.target == TargetLocal {
-		return r.runLocal(g, []action.Operation{op})
+		return r.runLocal(g, []action.Operation{op}, []module.Runner{parsed})
 	}
 	cfg, err := r.loadTargetConfig(g)
 	if err != nil {
@@ -148,13 +149,14 @@ func (r *runner) launchFile(g *globals) error {
 	}
 	clearPlatformFields(a)
 	signed := len(a.PGPSignatures) > 0
+	parsed := make([]module.Runner, len(a.Operations))
 	for i, op := range a.Operations {
-		if _, _, err := module.Parse(op.Module, op.Parameters); err != nil {
+		if _, parsed[i], err = module.Parse(op.Module, op.Parameters); err != nil {
 			return usagef("%s: operation %d: %w", g.input, i, err)
 		}
 	}
 	if g.isSet(flagTarget) && g.target == TargetLocal {
-		return r.runLocal(g, a.Operations)
+		return r.runLocal(g, a.Operations, parsed)
 	}
 	cfg, err := r.loadTargetConfig(g)
 	if err != nil {
@@ -298,8 +300,14 @@ func (r *runner) follow(c *client.Client, g *globals, a *action.Action) error {
 }
 
 // runLocal runs operations inside mig itself, with no server and no
-// configuration, and prints their results as this host's.
-func (r *runner) runLocal(g *globals, ops []action.Operation) error {
+// configuration, and prints their results as this host's. parsed[i] is
+// what parsing ops[i]'s parameters returned when they were checked: each
+// operation's parameters are parsed once (a scribe policy of thousands of
+// tests takes a while to parse).
+func (r *runner) runLocal(g *globals, ops []action.Operation, parsed []module.Runner) error {
+	if len(parsed) != len(ops) {
+		return fmt.Errorf("running locally: %d operations but %d parsed", len(ops), len(parsed))
+	}
 	host, err := r.hostname()
 	if err != nil || host == "" {
 		host = "localhost"
@@ -307,8 +315,8 @@ func (r *runner) runLocal(g *globals, ops []action.Operation) error {
 	ctx, cancel := context.WithTimeout(r.ctx, g.expire)
 	defer cancel()
 	cmd := action.Command{AgentName: host, Status: action.CmdSuccess}
-	for _, op := range ops {
-		res, err := module.RunLocal(ctx, op.Module, op.Parameters, module.Env{})
+	for i, op := range ops {
+		res, err := module.RunParsed(ctx, op.Module, parsed[i], module.Env{})
 		if err != nil {
 			if r.ctx.Err() != nil {
 				return errInterrupted

@@ -165,8 +165,9 @@ func ServeChild(ctx context.Context, name string, stdin io.Reader, stdout, stder
 	return 0
 }
 
-// RunLocal runs one operation of module name in this process, for "mig -t
-// local" and the fleet simulator. Unknown modules and refused parameters are
+// RunLocal runs one operation of module name in this process, for the fleet
+// simulator and tests ("mig -t local" runs, with RunParsed, the Runner it
+// built when it checked the parameters). Unknown modules and refused parameters are
 // returned as errors (wrapping ErrUnknownModule for the former). A panic in
 // the module is recovered into an error wrapping ErrCrashed. There is no
 // process to kill, so a module that ignores ctx blocks RunLocal; env.MaxProcs
