@@ -113,17 +113,43 @@ func RunChild(ctx context.Context, exe, name string, params []byte, env Env) (ac
 	return res, nil
 }
 
+// ExitInterrupted is ServeChild's exit code when its context ended (the
+// child got SIGTERM or SIGINT) before it could write a result: while it
+// waited for the request, or when the module did not return within
+// StopGrace of it.
+const ExitInterrupted = 4
+
+// StopGrace is how long ServeChild waits, once its context ended, for the
+// module to return before it gives up and returns ExitInterrupted.
+const StopGrace = 2 * time.Second
+
 // ServeChild is the child side of RunChild: main calls it when started as
-// "<exe> -m name". It reads one Request (bounded) from stdin, refuses one
-// naming another module than name, sets GOMAXPROCS, runs the module and
-// writes its Result as JSON on stdout. It returns the process exit code: 0
-// whenever a Result was written, even one with Success false (parameters the
-// module refuses give such a result); 2 for a malformed request, with the
-// reason on stderr; 1 when stdout cannot be written. A panic in the module
-// is not recovered: it kills the child, which is what RunChild reports.
+// "<exe> -m name", with a context that ends on SIGTERM and SIGINT
+// (signal.NotifyContext). It reads one Request (bounded) from stdin,
+// refuses one naming another module than name, sets GOMAXPROCS, runs the
+// module and writes its Result as JSON on stdout. It returns the process
+// exit code: 0 whenever a Result was written, even one with Success false
+// (parameters the module refuses give such a result); 2 for a malformed
+// request, with the reason on stderr; 1 when stdout cannot be written.
+//
+// When ctx ends, the child stops promptly rather than waiting to be
+// killed: before the request is read, ServeChild returns ExitInterrupted
+// at once; during the run, the module sees ctx end, and the result it
+// returns within StopGrace is written with Success false and an error
+// saying it was interrupted; a module that does not return by then is
+// abandoned and ServeChild returns ExitInterrupted. Either way the reason
+// is on stderr. A goroutine reading stdin or running the module may be
+// left behind: the caller exits right after.
+//
+// A panic in the module is not recovered: it kills the child, which is
+// what RunChild reports.
 func ServeChild(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) int {
-	data, err := io.ReadAll(io.LimitReader(stdin, maxRequestSize+1))
+	data, err := readRequest(ctx, stdin)
 	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "module %s: interrupted before the request was read: %v\n", name, context.Cause(ctx))
+			return ExitInterrupted
+		}
 		fmt.Fprintf(stderr, "module %s: reading the request: %v\n", name, err)
 		return 2
 	}
@@ -150,8 +176,9 @@ func ServeChild(ctx context.Context, name string, stdin io.Reader, stdout, stder
 	var res action.Result
 	if _, r, err := Parse(name, req.Parameters); err != nil {
 		res = FailResult(err.Error())
-	} else {
-		res = r.Run(ctx, Env{MaxProcs: req.MaxProcs})
+	} else if res, err = runUntilStopped(ctx, name, r, Env{MaxProcs: req.MaxProcs}); err != nil {
+		fmt.Fprintf(stderr, "module %s: %v\n", name, err)
+		return ExitInterrupted
 	}
 	out, err := encodeResult(res)
 	if err != nil {
@@ -163,6 +190,55 @@ func ServeChild(ctx context.Context, name string, stdin io.Reader, stdout, stder
 		return 1
 	}
 	return 0
+}
+
+// readRequest reads the request from stdin, at most maxRequestSize+1
+// bytes, unless ctx ends first; then it returns ctx's error and leaves the
+// read to finish (or not) on its own.
+func readRequest(ctx context.Context, stdin io.Reader) ([]byte, error) {
+	type read struct {
+		data []byte
+		err  error
+	}
+	got := make(chan read, 1)
+	go func() {
+		data, err := io.ReadAll(io.LimitReader(stdin, maxRequestSize+1))
+		got <- read{data, err}
+	}()
+	select {
+	case r := <-got:
+		return r.data, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// runUntilStopped runs r. When ctx ends first, it waits up to StopGrace for
+// the module to return and marks what it returns as interrupted; a module
+// that does not return by then is left running and an error is returned.
+// ctx already done before the run is the same as ending during it: the
+// module is not started.
+func runUntilStopped(ctx context.Context, name string, r Runner, env Env) (action.Result, error) {
+	if ctx.Err() != nil {
+		return action.Result{}, fmt.Errorf("interrupted before the module ran: %v", context.Cause(ctx))
+	}
+	done := make(chan action.Result, 1)
+	go func() { done <- r.Run(ctx, env) }()
+	select {
+	case res := <-done:
+		return res, nil
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(StopGrace)
+	defer t.Stop()
+	select {
+	case res := <-done:
+		res.Success = false
+		res.Errors = append(res.Errors, fmt.Sprintf("module %s: interrupted: %v", name, context.Cause(ctx)))
+		return res, nil
+	case <-t.C:
+		return action.Result{}, fmt.Errorf("interrupted (%v) and the module did not stop within %s", context.Cause(ctx), StopGrace)
+	}
 }
 
 // RunLocal runs one operation of module name in this process, for the fleet

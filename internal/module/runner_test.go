@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -419,4 +420,192 @@ func FuzzServeChild(f *testing.F) {
 			t.Errorf("ServeChild = %d, want 0 or 2", code)
 		}
 	})
+}
+
+// lineWatcher keeps what a child writes and closes seen when a line
+// equal to want is written.
+type lineWatcher struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func newLineWatcher(want string) *lineWatcher {
+	return &lineWatcher{want: want, seen: make(chan struct{})}
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for _, line := range strings.Split(w.buf.String(), "\n") {
+		if line == w.want {
+			w.once.Do(func() { close(w.seen) })
+		}
+	}
+	return len(p), nil
+}
+
+func (w *lineWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// catchesSignals reports whether process pid has handlers for SIGTERM and
+// SIGINT, from /proc/<pid>/status.
+func catchesSignals(t *testing.T, pid int) bool {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if hex, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			var mask uint64
+			if _, err := fmt.Sscanf(strings.TrimSpace(hex), "%x", &mask); err != nil {
+				t.Fatalf("SigCgt %q: %v", hex, err)
+			}
+			bit := func(s syscall.Signal) uint64 { return 1 << (uint(s) - 1) }
+			return mask&bit(syscall.SIGTERM) != 0 && mask&bit(syscall.SIGINT) != 0
+		}
+	}
+	return false
+}
+
+// TestServeChildSignals sends SIGTERM or SIGINT to a real module child
+// process ("childmain -m testmodule", which serves modules as mig-agent
+// does): waiting for its request, it exits at once; running a module that
+// honours its context, it stops it and writes the result marked as
+// interrupted; running one that ignores its context, it exits after
+// StopGrace instead of waiting to be killed.
+func TestServeChildSignals(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGTERM")
+	}
+	exe := childExe(t)
+	const running = "testmodule: running" // testmodule.Running
+	tests := []struct {
+		name       string
+		sig        syscall.Signal
+		request    string // empty: stdin is left open, no request is written
+		wantCode   int
+		wantStderr string
+		wantError  string // an error of the result written, with code 0
+	}{
+		{name: "SIGTERM waiting for the request", sig: syscall.SIGTERM, wantCode: module.ExitInterrupted,
+			wantStderr: "module testmodule: interrupted before the request was read: terminated signal received"},
+		{name: "SIGINT waiting for the request", sig: syscall.SIGINT, wantCode: module.ExitInterrupted,
+			wantStderr: "module testmodule: interrupted before the request was read: interrupt signal received"},
+		{name: "SIGTERM during a run", sig: syscall.SIGTERM, request: `{"mode":"sleep","duration":"1h"}`,
+			wantError: "module testmodule: interrupted: terminated signal received"},
+		{name: "SIGINT during a run", sig: syscall.SIGINT, request: `{"mode":"sleep","duration":"1h"}`,
+			wantError: "module testmodule: interrupted: interrupt signal received"},
+		{name: "SIGTERM during a run that ignores it", sig: syscall.SIGTERM, request: `{"mode":"hang"}`,
+			wantCode:   module.ExitInterrupted,
+			wantStderr: "module testmodule: interrupted (terminated signal received) and the module did not stop within " + module.StopGrace.String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.request == "" && runtime.GOOS != "linux" {
+				t.Skip("knows the child handles signals from /proc")
+			}
+			cmd := exec.Command(exe, module.ChildFlag, "testmodule")
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stdout bytes.Buffer
+			stderr := newLineWatcher(running)
+			cmd.Stdout, cmd.Stderr = &stdout, stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			defer func() {
+				_ = cmd.Process.Kill()
+				_ = stdin.Close()
+			}()
+
+			// Signal the child only once it handles signals (waiting for
+			// its request) or once the module runs.
+			guard := time.NewTimer(30 * time.Second)
+			defer guard.Stop()
+			if tt.request == "" {
+				for !catchesSignals(t, cmd.Process.Pid) {
+					select {
+					case err := <-exited:
+						t.Fatalf("child exited before the signal: %v, stderr %q", err, stderr.String())
+					case <-guard.C:
+						t.Fatal("the child never installed its signal handlers")
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			} else {
+				req := `{"module":"testmodule","parameters":` + tt.request + `}`
+				if _, err := io.WriteString(stdin, req); err != nil {
+					t.Fatal(err)
+				}
+				_ = stdin.Close()
+				select {
+				case <-stderr.seen:
+				case err := <-exited:
+					t.Fatalf("child exited before the signal: %v, stderr %q", err, stderr.String())
+				case <-guard.C:
+					t.Fatalf("the module never ran; stderr %q", stderr.String())
+				}
+			}
+			if err := cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-exited:
+			case <-guard.C:
+				t.Fatalf("the child still runs after %v; stderr %q", tt.sig, stderr.String())
+			}
+			if code := cmd.ProcessState.ExitCode(); code != tt.wantCode {
+				t.Fatalf("exit code %d (%v), want %d; stderr %q", code, cmd.ProcessState, tt.wantCode, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.wantStderr)
+			}
+			if tt.wantCode != 0 {
+				if stdout.Len() != 0 {
+					t.Errorf("stdout = %q, want nothing", stdout.String())
+				}
+				return
+			}
+			var res action.Result
+			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+				t.Fatalf("stdout %q is not a result: %v", stdout.String(), err)
+			}
+			if res.Success || !strings.Contains(strings.Join(res.Errors, "\n"), tt.wantError) {
+				t.Errorf("result: success %v, errors %q; want a failure with %q", res.Success, res.Errors, tt.wantError)
+			}
+		})
+	}
+}
+
+// TestServeChildInterruptedBeforeRequest checks in process that a context
+// that ends while the request has not arrived stops ServeChild, and that
+// one already done when the request has arrived keeps the module from
+// running.
+func TestServeChildInterruptedBeforeRequest(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(errors.New("told to stop"))
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var stdout, stderr bytes.Buffer
+	if code := module.ServeChild(ctx, "runnertest", pr, &stdout, &stderr); code != module.ExitInterrupted {
+		t.Errorf("ServeChild with no request = %d, want %d (stderr %q)", code, module.ExitInterrupted, stderr.String())
+	}
+	if want := "interrupted before the request was read: told to stop"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr = %q, want it to contain %q", stderr.String(), want)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
 }

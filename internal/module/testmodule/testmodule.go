@@ -13,11 +13,13 @@
 //	  - ok: succeeds, foundanything true, elements {"marker": marker}
 //	  - panic: panics
 //	  - hang: starts "children" copies of itself that hang too (in the same
-//	    process group), then blocks forever, ignoring its context
+//	    process group), writes Running on standard error, then blocks
+//	    forever, ignoring its context
 //	  - exit: exits the process with status 3
 //	  - garbage: writes non-JSON to standard output, then returns as ok
-//	  - sleep: sleeps for duration (or until its context ends), then returns
-//	    as ok
+//	  - sleep: writes Running on standard error, sleeps for duration (or
+//	    until its context ends), then returns as ok (failed when its
+//	    context ended)
 //	  - flood: writes to standard output without end
 package testmodule
 
@@ -51,6 +53,10 @@ const (
 	ModeSleep   = "sleep"
 	ModeFlood   = "flood"
 )
+
+// Running is the line modes hang and sleep write to standard error when
+// they start blocking, so that a test knows the module runs.
+const Running = "testmodule: running"
 
 // ExitStatus is the exit status of mode "exit".
 const ExitStatus = 3
@@ -154,6 +160,7 @@ func (r runner) Run(ctx context.Context, env module.Env) action.Result {
 		for range r.p.Children {
 			startHangingChild()
 		}
+		fmt.Fprintln(os.Stderr, Running)
 		for {
 			time.Sleep(time.Hour)
 		}
@@ -164,6 +171,7 @@ func (r runner) Run(ctx context.Context, env module.Env) action.Result {
 	case ModeSleep:
 		t := time.NewTimer(r.d)
 		defer t.Stop()
+		fmt.Fprintln(os.Stderr, Running)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
