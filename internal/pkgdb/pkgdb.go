@@ -168,9 +168,9 @@ func exists(p string) bool {
 }
 
 func readFile(ctx context.Context, path string, read func(context.Context, io.Reader) ([]Package, error)) ([]Package, error) {
-	f, err := os.Open(path)
+	f, _, err := openRegular(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer f.Close()
 	pkgs, err := read(ctx, f)

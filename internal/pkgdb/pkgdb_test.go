@@ -248,19 +248,22 @@ func TestInstalledErrors(t *testing.T) {
 	if _, err := pkgdb.Installed(t.Context(), t.TempDir()); !errors.Is(err, pkgdb.ErrNoDatabase) {
 		t.Errorf("empty root: error = %v, want ErrNoDatabase", err)
 	}
+	// A BerkeleyDB file that is not one: an error naming the file and what
+	// is wrong, never an empty package list.
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, pkgdb.RPMBerkeleyPaths[0]), "\x00\x00\x00\x00")
-	if _, err := pkgdb.Installed(t.Context(), root); !errors.Is(err, pkgdb.ErrUnsupported) || !strings.Contains(err.Error(), pkgdb.RPMBerkeleyPaths[0]) {
-		t.Errorf("BerkeleyDB root: error = %v, want ErrUnsupported naming the file", err)
+	if _, err := pkgdb.Installed(t.Context(), root); !errors.Is(err, pkgdb.ErrMalformed) || !strings.Contains(err.Error(), pkgdb.RPMBerkeleyPaths[0]) || !strings.Contains(err.Error(), "file of 4 bytes is shorter than its 512-byte metadata page") {
+		t.Errorf("BerkeleyDB root: error = %v, want ErrMalformed naming the file and its size", err)
 	}
-	// An ndb database next to a dpkg one: the dpkg packages are returned
-	// and the ndb database is reported, never taken for an empty one.
+	// A broken ndb database next to a dpkg one: the dpkg packages are
+	// returned and the ndb database is reported, never taken for an empty
+	// one.
 	root = t.TempDir()
 	writeFile(t, filepath.Join(root, pkgdb.RPMNDBPaths[0]), "RpmP\x00\x00\x00\x00")
 	writeFile(t, filepath.Join(root, pkgdb.DpkgStatusPath), dpkgStatus)
 	pkgs, err := pkgdb.Installed(t.Context(), root)
-	if !errors.Is(err, pkgdb.ErrUnsupported) || !strings.Contains(err.Error(), pkgdb.RPMNDBPaths[0]) {
-		t.Errorf("ndb root: error = %v, want ErrUnsupported naming the file", err)
+	if !errors.Is(err, pkgdb.ErrMalformed) || !strings.Contains(err.Error(), pkgdb.RPMNDBPaths[0]) || !strings.Contains(err.Error(), "ndb file of 8 bytes") {
+		t.Errorf("ndb root: error = %v, want ErrMalformed naming the file and its size", err)
 	}
 	if len(pkgs) == 0 {
 		t.Errorf("ndb root: the dpkg packages were not returned")

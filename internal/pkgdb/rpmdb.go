@@ -3,8 +3,11 @@ package pkgdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 
 	// The pure-Go SQLite driver reads rpmdb.sqlite, WAL included.
 	_ "modernc.org/sqlite"
@@ -57,21 +60,63 @@ func ReadRPMSQLite(ctx context.Context, path string) ([]Package, error) {
 	return pkgs, nil
 }
 
-// ReadRPMBerkeley would read the BerkeleyDB Packages file of RPM before 4.16
-// (RHEL/CentOS 7 and 8, older Fedora and SUSE). This package does not parse
-// BerkeleyDB: it returns an error wrapping ErrUnsupported that names the
-// file, so that the caller reports it instead of claiming nothing is
-// installed. Convert such a database with `rpmdb --rebuilddb` on RPM 4.16+,
-// or read it with the pkg module once support lands.
+// ReadRPMBerkeley reads the BerkeleyDB Packages file of RPM before 4.16
+// (RHEL/CentOS 7 and 8, Amazon Linux 2, older Fedora and SUSE), in pure Go
+// and read-only: a hash database (or a btree one) of either byte order,
+// whose values are RPM headers, those larger than a page on overflow
+// pages. A file that is not such a database, or that BerkeleyDB features
+// RPM never used (encryption, page checksums, duplicates) would need,
+// gives an error naming the file and what is wrong (wrapping ErrMalformed
+// or ErrUnsupported). Entries that cannot be read (a broken overflow chain,
+// a header that does not parse) are reported in the error and skipped; the
+// others are returned.
 func ReadRPMBerkeley(ctx context.Context, path string) ([]Package, error) {
-	return nil, fmt.Errorf("rpm database %s: BerkeleyDB: %w", path, ErrUnsupported)
+	f, size, err := openRegular(path)
+	if err != nil {
+		return nil, fmt.Errorf("rpm database %s: %w", path, err)
+	}
+	defer f.Close()
+	return readRPMBerkeley(ctx, path, f, size)
 }
 
-// ReadRPMNDB would read an RPM database in ndb format (Packages.db, SUSE's
-// default since 2021). This package does not parse ndb: it returns an error
-// wrapping ErrUnsupported that names the file, so that the caller reports
-// it instead of claiming nothing is installed. Convert such a database with
-// `rpmdb --rebuilddb --define '_db_backend sqlite'`.
+// ReadRPMNDB reads an RPM database in ndb format (Packages.db, SUSE's
+// default since 2021), in pure Go and read-only: the slot table and the
+// blobs it points to, each checked (magics, lengths, Adler-32 checksum)
+// before its RPM header is parsed. A file that is not an ndb database gives
+// an error naming the file and what is wrong (wrapping ErrMalformed);
+// blobs that cannot be read are reported in the error and skipped, the
+// others returned.
 func ReadRPMNDB(ctx context.Context, path string) ([]Package, error) {
-	return nil, fmt.Errorf("rpm database %s: ndb: %w", path, ErrUnsupported)
+	f, size, err := openRegular(path)
+	if err != nil {
+		return nil, fmt.Errorf("rpm database %s: %w", path, err)
+	}
+	defer f.Close()
+	return readRPMNDB(ctx, path, f, size)
+}
+
+// errNotRegular says that a database path is not a regular file.
+var errNotRegular = errors.New("not a regular file")
+
+// openRegular opens path for reading without blocking, only if it is a
+// regular file, and returns its size. Its errors do not name the path: the
+// caller's do.
+func openRegular(path string) (*os.File, int64, error) {
+	f, err := os.OpenFile(path, openFlags, 0)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		}
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%w (%s)", errNotRegular, st.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
