@@ -160,71 +160,81 @@ func ParseAction(data []byte) (*Action, error) {
 // window, known-shaped operations with JSON object parameters, and sizes within
 // the package limits. Module-specific parameter checks belong to the module.
 func (a *Action) Validate() error {
+	_, err := a.validate()
+	return err
+}
+
+// validate is Validate; it returns the canonical form of each operation's
+// parameters, which it computes to check them.
+func (a *Action) validate() ([][]byte, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
 	if a.SyntaxVersion != 0 && a.SyntaxVersion != SyntaxVersion {
-		return bad("syntaxversion %d is not supported (want %d)", a.SyntaxVersion, SyntaxVersion)
+		return nil, bad("syntaxversion %d is not supported (want %d)", a.SyntaxVersion, SyntaxVersion)
 	}
 	if strings.TrimSpace(a.Name) == "" {
-		return bad("name is empty")
+		return nil, bad("name is empty")
 	}
 	if len(a.Name) > MaxNameLen || !utf8.ValidString(a.Name) {
-		return bad("name is longer than %d bytes or not UTF-8", MaxNameLen)
+		return nil, bad("name is longer than %d bytes or not UTF-8", MaxNameLen)
 	}
 	if strings.TrimSpace(a.Target) == "" {
-		return bad("target is empty")
+		return nil, bad("target is empty")
 	}
 	if len(a.Target) > MaxTargetLen || !utf8.ValidString(a.Target) {
-		return bad("target is longer than %d bytes or not UTF-8", MaxTargetLen)
+		return nil, bad("target is longer than %d bytes or not UTF-8", MaxTargetLen)
 	}
 	if a.ValidFrom.IsZero() {
-		return bad("validfrom is not set")
+		return nil, bad("validfrom is not set")
 	}
 	if a.ExpireAfter.IsZero() {
-		return bad("expireafter is not set")
+		return nil, bad("expireafter is not set")
 	}
 	if !a.ExpireAfter.After(a.ValidFrom) {
-		return bad("expireafter %s is not after validfrom %s",
+		return nil, bad("expireafter %s is not after validfrom %s",
 			a.ExpireAfter.Format(time.RFC3339), a.ValidFrom.Format(time.RFC3339))
 	}
 	if len(a.Operations) == 0 {
-		return bad("no operations")
+		return nil, bad("no operations")
 	}
 	if len(a.Operations) > MaxOperations {
-		return bad("%d operations, more than the limit of %d", len(a.Operations), MaxOperations)
+		return nil, bad("%d operations, more than the limit of %d", len(a.Operations), MaxOperations)
 	}
+	canon := make([][]byte, len(a.Operations))
 	for i, op := range a.Operations {
 		if op.Module == "" {
-			return bad("operation %d: module is empty", i)
+			return nil, bad("operation %d: module is empty", i)
 		}
 		if len(op.Module) > MaxModuleNameLen || !moduleNameRE.MatchString(op.Module) {
-			return bad("operation %d: module name %q is not a valid module name", i, op.Module)
+			return nil, bad("operation %d: module name %q is not a valid module name", i, op.Module)
 		}
 		if op.IsCompressed || op.WantCompressed {
-			return bad("operation %d (%s): compressed parameters are not supported; give them as plain JSON", i, op.Module)
+			return nil, bad("operation %d (%s): compressed parameters are not supported; give them as plain JSON", i, op.Module)
 		}
 		if len(op.Parameters) > MaxParametersSize {
-			return bad("operation %d (%s): parameters are %d bytes, more than the limit of %d",
+			return nil, bad("operation %d (%s): parameters are %d bytes, more than the limit of %d",
 				i, op.Module, len(op.Parameters), MaxParametersSize)
 		}
 		p := strings.TrimSpace(string(op.Parameters))
 		if p == "" || p[0] != '{' {
-			return bad("operation %d (%s): parameters must be a JSON object", i, op.Module)
+			return nil, bad("operation %d (%s): parameters must be a JSON object", i, op.Module)
 		}
-		if _, err := Canonical(op.Parameters); err != nil {
-			return bad("operation %d (%s): parameters: %v", i, op.Module, err)
+		c, err := Canonical(op.Parameters)
+		if err != nil {
+			return nil, bad("operation %d (%s): parameters: %v", i, op.Module, err)
 		}
+		canon[i] = c
 	}
 	if len(a.PGPSignatures) > MaxSignatures {
-		return bad("%d signatures, more than the limit of %d", len(a.PGPSignatures), MaxSignatures)
+		return nil, bad("%d signatures, more than the limit of %d", len(a.PGPSignatures), MaxSignatures)
 	}
 	for i, s := range a.PGPSignatures {
 		if len(s) > MaxSignatureLen {
-			return bad("signature %d is %d bytes, more than the limit of %d", i, len(s), MaxSignatureLen)
+			return nil, bad("signature %d is %d bytes, more than the limit of %d", i, len(s), MaxSignatureLen)
 		}
 	}
-	return nil
+	return canon, nil
 }
 
 // IsValidAt reports whether t is inside the action's validity window.

@@ -41,18 +41,35 @@ const MaxJSONDepth = 64
 // action file does not matter. Parameters with duplicate object keys are
 // refused rather than encoded, since two JSON readers could disagree on them.
 func (a *Action) Encoding() ([]byte, error) {
-	for _, s := range []string{a.Name, a.Target, a.Description.Author, a.Description.Email,
-		a.Description.URL, a.Threat.Family, a.Threat.Level, a.Threat.Ref, a.Threat.Type} {
-		if !utf8.ValidString(s) {
-			return nil, fmt.Errorf("%w: a signed field is not valid UTF-8: %q", ErrInvalid, s)
-		}
+	if err := a.checkStrings(); err != nil {
+		return nil, err
 	}
-	for _, op := range a.Operations {
-		if !utf8.ValidString(op.Module) {
-			return nil, fmt.Errorf("%w: module name is not valid UTF-8: %q", ErrInvalid, op.Module)
+	canon := make([][]byte, len(a.Operations))
+	for i, op := range a.Operations {
+		p, err := Canonical(op.Parameters)
+		if err != nil {
+			return nil, fmt.Errorf("%w: operation %d (%s): parameters: %v", ErrInvalid, i, op.Module, err)
 		}
+		canon[i] = p
+	}
+	return a.encode(canon)
+}
+
+// encode is Encoding with the canonical parameters of every operation
+// already computed: canon[i] is Canonical(a.Operations[i].Parameters).
+func (a *Action) encode(canon [][]byte) ([]byte, error) {
+	if len(canon) != len(a.Operations) {
+		return nil, fmt.Errorf("%w: %d operations but %d canonical parameters", ErrInvalid, len(a.Operations), len(canon))
+	}
+	if err := a.checkStrings(); err != nil {
+		return nil, err
 	}
 	var b bytes.Buffer
+	size := len(EncodingPrefix) + 512 + len(a.Name) + len(a.Target)
+	for _, c := range canon {
+		size += len(c) + 64
+	}
+	b.Grow(size)
 	b.WriteString(EncodingPrefix)
 	b.WriteString(`{"description":{"author":`)
 	writeString(&b, a.Description.Author)
@@ -76,11 +93,7 @@ func (a *Action) Encoding() ([]byte, error) {
 		b.WriteString(`{"module":`)
 		writeString(&b, op.Module)
 		b.WriteString(`,"parameters":`)
-		p, err := Canonical(op.Parameters)
-		if err != nil {
-			return nil, fmt.Errorf("%w: operation %d (%s): parameters: %v", ErrInvalid, i, op.Module, err)
-		}
-		b.Write(p)
+		b.Write(canon[i])
 		b.WriteByte('}')
 	}
 	sv := a.SyntaxVersion
@@ -103,6 +116,22 @@ func (a *Action) Encoding() ([]byte, error) {
 	writeString(&b, a.ValidFrom.UTC().Format(time.RFC3339Nano))
 	b.WriteString("}")
 	return b.Bytes(), nil
+}
+
+// checkStrings refuses signed strings that are not valid UTF-8.
+func (a *Action) checkStrings() error {
+	for _, s := range []string{a.Name, a.Target, a.Description.Author, a.Description.Email,
+		a.Description.URL, a.Threat.Family, a.Threat.Level, a.Threat.Ref, a.Threat.Type} {
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("%w: a signed field is not valid UTF-8: %q", ErrInvalid, s)
+		}
+	}
+	for _, op := range a.Operations {
+		if !utf8.ValidString(op.Module) {
+			return fmt.Errorf("%w: module name is not valid UTF-8: %q", ErrInvalid, op.Module)
+		}
+	}
+	return nil
 }
 
 // Canonical returns the canonical form of a JSON value: no insignificant

@@ -149,10 +149,14 @@ func (a *Agent) handle(ctx context.Context, j job) {
 // every operation, which run runs without parsing them again.
 func (a *Agent) check(cmd *action.Command, now time.Time) ([]module.Runner, *refusal) {
 	act := &cmd.Action
-	if err := act.Validate(); err != nil {
+	// The action as received is checked and encoded once, here; the
+	// signatures are verified over that encoding, and nothing below
+	// changes act.
+	checked, err := act.Check()
+	if err != nil {
 		return nil, &refusal{action.CodeBadEncoding, err}
 	}
-	fps, err := sign.VerifyAction(act, a.keyring)
+	fps, err := sign.VerifyChecked(checked, a.keyring)
 	switch {
 	case errors.Is(err, sign.ErrUnknownSigner):
 		return nil, &refusal{action.CodeUntrusted, err}

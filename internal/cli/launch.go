@@ -78,10 +78,11 @@ func (r *runner) moduleCmd(m module.Module, args []string) error {
 		Operations: []action.Operation{op},
 	}
 	client.PrepareAction(a, g.expire, r.now())
-	if err := a.Validate(); err != nil {
+	checked, err := a.Check()
+	if err != nil {
 		return asUsage(err)
 	}
-	return r.launch(cfg, g, a)
+	return r.launch(cfg, g, checked)
 }
 
 // loadTargetConfig loads the configuration; when that fails and -t names a
@@ -185,40 +186,49 @@ func (r *runner) launchFile(g *globals) error {
 	} else {
 		client.PrepareAction(a, g.expire, r.now())
 	}
-	if err := a.Validate(); err != nil {
+	checked, err := a.Check()
+	if err != nil {
 		return usagef("%s: %w", g.input, err)
 	}
 	if now := r.now(); !a.ExpireAfter.After(now) {
 		return usagef("%s: action %d expired at %s", g.input, a.ID, a.ExpireAfter.Format(time.RFC3339))
 	}
-	return r.launch(cfg, g, a)
+	return r.launch(cfg, g, checked)
 }
 
 // launch signs a checked action and either writes it out (-s, -p) or
-// previews the target, launches the action and follows it.
-func (r *runner) launch(cfg client.Config, g *globals, a *action.Action) error {
+// previews the target, launches the action and follows it. The action was
+// checked and encoded once (action.Action.Check); what is signed, written
+// and launched is that checked action.
+func (r *runner) launch(cfg client.Config, g *globals, checked *action.Checked) error {
 	c, err := client.New(cfg)
 	if err != nil {
 		return err
 	}
 	if g.print || g.signOnly {
-		if err := sign.SignAction(a, c.Signer()); err != nil {
-			return fmt.Errorf("signing action %d: %w", a.ID, err)
+		a, err := sign.SignChecked(checked, c.Signer())
+		if err != nil {
+			return fmt.Errorf("signing action %d: %w", checked.ID(), err)
 		}
 		return r.writeAction(g, a)
 	}
-	n, err := c.CountAgents(r.ctx, a.Target)
+	n, err := c.CountAgents(r.ctx, checked.Target())
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(r.stderr, "%d agents will be targeted\n", n)
 	if n == 0 {
-		return fmt.Errorf("no agent matches target %q; action not launched", a.Target)
+		return fmt.Errorf("no agent matches target %q; action not launched", checked.Target())
 	}
-	// An action this investigator already signed (with -s) launches as it
-	// is: a key counts once, so signing it again would add nothing.
-	if err := sign.SignAction(a, c.Signer()); err != nil && !errors.Is(err, sign.ErrAlreadySigned) {
-		return fmt.Errorf("signing action %d: %w", a.ID, err)
+	a, err := sign.SignChecked(checked, c.Signer())
+	switch {
+	case errors.Is(err, sign.ErrAlreadySigned):
+		// An action this investigator already signed (with -s) launches
+		// as it is: a key counts once, so signing it again would add
+		// nothing.
+		a = checked.Action()
+	case err != nil:
+		return fmt.Errorf("signing action %d: %w", checked.ID(), err)
 	}
 	stored, err := c.CreateAction(r.ctx, a)
 	if err != nil {

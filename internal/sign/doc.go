@@ -25,7 +25,10 @@
 //
 // Verify before interpreting: an agent calls [VerifyAction] on the action it
 // received before it evaluates the target, looks at the modules or parses
-// any parameter. [VerifyAction] requires at least one signature, and every
+// any parameter (the agent uses [VerifyChecked], which verifies over the
+// encoding computed once, by [action.Action.Check], from the action as
+// received; an action is never verified against bytes computed from
+// anything else). [VerifyAction] requires at least one signature, and every
 // signature on the action must verify against the keyring over the action's
 // encoding: one bad or unknown signature fails the whole action, so nobody can
 // pad an action with signatures the agent cannot check.

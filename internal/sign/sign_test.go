@@ -145,14 +145,24 @@ func TestVerifyActionTampering(t *testing.T) {
 			a := cloneAction(t, signed)
 			tt.change(a)
 			_, err := VerifyAction(a, k)
+			// An agent checks the action it received, then verifies it
+			// over the encoding the check computed: the same answer.
+			c, cerr := a.Check()
+			if cerr != nil {
+				t.Fatalf("Check: %v", cerr)
+			}
+			_, cverr := VerifyChecked(c, k)
 			if tt.wantErr == nil {
-				if err != nil {
-					t.Errorf("VerifyAction = %v, want success", err)
+				if err != nil || cverr != nil {
+					t.Errorf("VerifyAction = %v, VerifyChecked = %v, want success", err, cverr)
 				}
 				return
 			}
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("VerifyAction = %v, want %v", err, tt.wantErr)
+			}
+			if !errors.Is(cverr, tt.wantErr) {
+				t.Errorf("VerifyChecked = %v, want %v", cverr, tt.wantErr)
 			}
 		})
 	}
@@ -764,5 +774,53 @@ func TestKeyringConcurrentUse(t *testing.T) {
 	}
 	if got := k.Len(); got != n {
 		t.Errorf("Len = %d, want %d", got, n)
+	}
+}
+
+// TestSignCheckedSignsWhatWasChecked checks that SignChecked signs the
+// action as it was checked and returns that action: changing the action
+// after the check changes neither what is signed nor what is returned, and
+// the signature does not verify over the changed action.
+func TestSignCheckedSignsWhatWasChecked(t *testing.T) {
+	alice := newEntity(t, nil)
+	k := keyringOf(t, alice)
+	signer, err := NewKeySigner(privateArmor(t, alice), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := testAction()
+	c, err := a.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Target = "name LIKE '%'"
+	a.Operations[0].Parameters = json.RawMessage(`{"searches":{"s1":{"paths":["/"],"names":["^shadow$"]}}}`)
+
+	signed, err := SignChecked(c, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testAction()
+	if signed.Target != want.Target || string(signed.Operations[0].Parameters) != string(want.Operations[0].Parameters) ||
+		len(signed.PGPSignatures) != 1 {
+		t.Fatalf("SignChecked returned %+v, want the action as checked with one signature", signed)
+	}
+	if fps, err := VerifyAction(signed, k); err != nil || len(fps) != 1 {
+		t.Errorf("VerifyAction(signed) = %v, %v; want alice", fps, err)
+	}
+	if len(c.Signatures()) != 0 || a.PGPSignatures != nil {
+		t.Errorf("SignChecked changed the Checked or the action: %q, %q", c.Signatures(), a.PGPSignatures)
+	}
+	a.PGPSignatures = signed.PGPSignatures
+	if _, err := VerifyAction(a, k); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("the signature over the checked action verifies over the changed one: %v", err)
+	}
+	// One key counts once: a second signature by alice is refused.
+	c2, err := signed.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := SignChecked(c2, signer); !errors.Is(err, ErrAlreadySigned) {
+		t.Errorf("SignChecked of an action alice signed = %v, want ErrAlreadySigned", err)
 	}
 }

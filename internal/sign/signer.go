@@ -145,38 +145,53 @@ func GenerateKey(name, email string) (armoredPrivate, armoredPublic []byte, fing
 // SignAction signs a.Encoding() with s and appends the armored signature to
 // a.PGPSignatures. The action must validate. It refuses to sign an action
 // that the same key already signed (ErrAlreadySigned), since a second
-// signature by one key adds nothing: one key counts once.
+// signature by one key adds nothing: one key counts once. It checks and
+// encodes the action once (action.Action.Check); a caller that checked the
+// action already uses SignChecked.
 func SignAction(a *action.Action, s Signer) error {
-	if err := a.Validate(); err != nil {
-		return fmt.Errorf("signing action %d: %w", a.ID, err)
-	}
-	if len(a.PGPSignatures) >= action.MaxSignatures {
-		return fmt.Errorf("signing action %d: %w: it already has %d signatures, the limit", a.ID, action.ErrInvalid, len(a.PGPSignatures))
-	}
-	enc, err := a.Encoding()
+	c, err := a.Check()
 	if err != nil {
 		return fmt.Errorf("signing action %d: %w", a.ID, err)
 	}
-	sig, err := s.Sign(enc)
+	signed, err := SignChecked(c, s)
 	if err != nil {
-		return fmt.Errorf("signing action %d: %w", a.ID, err)
+		return err
+	}
+	a.PGPSignatures = signed.PGPSignatures
+	return nil
+}
+
+// SignChecked signs the encoding of a checked action with s and returns a
+// copy of that action with the armored signature appended: what is signed
+// is always the action returned, never bytes computed from an action that
+// changed since. Its errors are SignAction's.
+func SignChecked(c *action.Checked, s Signer) (*action.Action, error) {
+	id := c.ID()
+	sigs := c.Signatures()
+	if len(sigs) >= action.MaxSignatures {
+		return nil, fmt.Errorf("signing action %d: %w: it already has %d signatures, the limit", id, action.ErrInvalid, len(sigs))
+	}
+	sig, err := s.Sign(c.Encoding())
+	if err != nil {
+		return nil, fmt.Errorf("signing action %d: %w", id, err)
 	}
 	issuer, err := issuerOf(sig)
 	if err != nil {
-		return fmt.Errorf("signing action %d with key %s: the signer made an unusable signature: %w", a.ID, s.Fingerprint(), err)
+		return nil, fmt.Errorf("signing action %d with key %s: the signer made an unusable signature: %w", id, s.Fingerprint(), err)
 	}
 	primary, primaryOK := keyIDOfFingerprint(s.Fingerprint())
-	for i, old := range a.PGPSignatures {
-		id, err := issuerOf(old)
+	for i, old := range sigs {
+		oid, err := issuerOf(old)
 		if err != nil {
-			return fmt.Errorf("signing action %d: existing signature %d: %w", a.ID, i+1, err)
+			return nil, fmt.Errorf("signing action %d: existing signature %d: %w", id, i+1, err)
 		}
-		if id == issuer || (primaryOK && id == primary) {
-			return fmt.Errorf("signing action %d: %w: key %s made signature %d", a.ID, ErrAlreadySigned, s.Fingerprint(), i+1)
+		if oid == issuer || (primaryOK && oid == primary) {
+			return nil, fmt.Errorf("signing action %d: %w: key %s made signature %d", id, ErrAlreadySigned, s.Fingerprint(), i+1)
 		}
 	}
+	a := c.Action()
 	a.PGPSignatures = append(a.PGPSignatures, sig)
-	return nil
+	return a, nil
 }
 
 // keyIDOfFingerprint returns the key ID of a version 4 fingerprint in hex.

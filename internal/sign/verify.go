@@ -64,22 +64,54 @@ func VerifyAction(a *action.Action, k *Keyring) (fingerprints []string, err erro
 }
 
 func verifyActionAt(a *action.Action, k *Keyring, now time.Time) ([]string, error) {
-	if len(a.PGPSignatures) == 0 {
-		return nil, fmt.Errorf("action %d: %w", a.ID, ErrNoSignature)
-	}
-	if len(a.PGPSignatures) > action.MaxSignatures {
-		return nil, fmt.Errorf("action %d: %w: %d signatures, more than the limit of %d",
-			a.ID, ErrBadSignature, len(a.PGPSignatures), action.MaxSignatures)
+	if err := checkSignatureCount(a.ID, a.PGPSignatures); err != nil {
+		return nil, err
 	}
 	enc, err := a.Encoding()
 	if err != nil {
 		return nil, fmt.Errorf("action %d: encoding: %w", a.ID, err)
 	}
+	return verifySignatures(a.ID, enc, a.PGPSignatures, k, now)
+}
+
+// VerifyChecked is VerifyAction for an action checked with
+// action.Action.Check: the signatures it holds are verified over the
+// encoding computed when it was checked, from the action it holds (an
+// agent checks the action it received, then verifies it, encoding it
+// once). Its results and errors are VerifyAction's.
+func VerifyChecked(c *action.Checked, k *Keyring) (fingerprints []string, err error) {
+	return verifyCheckedAt(c, k, time.Now())
+}
+
+func verifyCheckedAt(c *action.Checked, k *Keyring, now time.Time) ([]string, error) {
+	sigs := c.Signatures()
+	if err := checkSignatureCount(c.ID(), sigs); err != nil {
+		return nil, err
+	}
+	return verifySignatures(c.ID(), c.Encoding(), sigs, k, now)
+}
+
+// checkSignatureCount refuses an action without signatures or with more
+// than the limit.
+func checkSignatureCount(id uint64, sigs []string) error {
+	if len(sigs) == 0 {
+		return fmt.Errorf("action %d: %w", id, ErrNoSignature)
+	}
+	if len(sigs) > action.MaxSignatures {
+		return fmt.Errorf("action %d: %w: %d signatures, more than the limit of %d",
+			id, ErrBadSignature, len(sigs), action.MaxSignatures)
+	}
+	return nil
+}
+
+// verifySignatures verifies every signature over enc, the encoding of
+// action id, and returns the distinct signers' fingerprints, sorted.
+func verifySignatures(id uint64, enc []byte, sigs []string, k *Keyring, now time.Time) ([]string, error) {
 	var fps []string
-	for i, s := range a.PGPSignatures {
+	for i, s := range sigs {
 		fp, err := verifyAt(k, enc, s, now)
 		if err != nil {
-			return nil, fmt.Errorf("action %d: signature %d of %d: %w", a.ID, i+1, len(a.PGPSignatures), err)
+			return nil, fmt.Errorf("action %d: signature %d of %d: %w", id, i+1, len(sigs), err)
 		}
 		if !slices.Contains(fps, fp) {
 			fps = append(fps, fp)
