@@ -274,16 +274,18 @@ func readJSON(r *http.Request, v any) error {
 
 // CheckAction is what the API refuses an action for, before any signature
 // check: validation, an ID, known modules with valid parameters, a target
-// that parses.
-func CheckAction(a *action.Action) error {
-	if err := a.Validate(); err != nil {
-		return err
+// that parses. It returns the checked action, whose signed encoding the
+// signature check then uses, so the action is encoded once.
+func CheckAction(a *action.Action) (*action.Checked, error) {
+	checked, err := a.Check()
+	if err != nil {
+		return nil, err
 	}
 	if a.ID == 0 {
-		return badRequest("bad_request", "action has no id: the investigator's client sets one before signing")
+		return nil, badRequest("bad_request", "action has no id: the investigator's client sets one before signing")
 	}
 	if a.ID >= 1<<63 {
-		return badRequest("bad_request", "action id %d is too large", a.ID)
+		return nil, badRequest("bad_request", "action id %d is too large", a.ID)
 	}
 	for i, op := range a.Operations {
 		if _, _, err := module.Parse(op.Module, op.Parameters); err != nil {
@@ -291,13 +293,13 @@ func CheckAction(a *action.Action) error {
 			if errors.Is(err, module.ErrUnknownModule) {
 				code = action.CodeUnknownModule
 			}
-			return badRequest(code, "operation %d: %v", i, err)
+			return nil, badRequest(code, "operation %d: %v", i, err)
 		}
 	}
 	if _, err := target.Parse(a.Target); err != nil {
-		return badRequest("bad_request", "target %q: %v", a.Target, err)
+		return nil, badRequest("bad_request", "target %q: %v", a.Target, err)
 	}
-	return nil
+	return checked, nil
 }
 
 func (a *API) createAction(w http.ResponseWriter, r *http.Request) error {
@@ -309,14 +311,15 @@ func (a *API) createAction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := CheckAction(act); err != nil {
+	checked, err := CheckAction(act)
+	if err != nil {
 		return err
 	}
 	kr, byFP, err := a.activeKeyring(r.Context(), false)
 	if err != nil {
 		return err
 	}
-	fps, err := sign.VerifyAction(act, kr)
+	fps, err := sign.VerifyChecked(checked, kr)
 	if err != nil {
 		code := action.CodeBadSignature
 		if errors.Is(err, sign.ErrUnknownSigner) {
