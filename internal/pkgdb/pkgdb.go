@@ -1,11 +1,15 @@
 // Package pkgdb reads the package databases of an endpoint: dpkg's status
-// file (Debian, Ubuntu), the RPM database (Red Hat, Fedora, SUSE) and apk's
-// installed file (Alpine). It answers "which packages are installed, in which
+// file (Debian, Ubuntu), the RPM database (Red Hat, Fedora, SUSE, Amazon
+// Linux: SQLite, BerkeleyDB or ndb) and apk's installed file (Alpine). It answers "which packages are installed, in which
 // version" without running any package manager, in pure Go, so that it works
 // on a mounted image (a root other than "/") as well as on a live system.
 //
 // Installed reads every database found under a root; ReadDpkgStatus,
-// ReadAPKInstalled, ReadRPMSQLite and ParseRPMHeader read one format each.
+// ReadAPKInstalled, ReadRPMSQLite, ReadRPMBerkeley, ReadRPMNDB and
+// ParseRPMHeader read one format each. Every database is untrusted input
+// (anyone who can write a file on the endpoint can plant one): a file that
+// is not what it should be gives an error naming it and the fault, never
+// a panic, a hang or an allocation larger than the file.
 //
 // # Versions
 //
@@ -70,16 +74,16 @@ var (
 	// RPMSQLitePaths are where RPM keeps rpmdb.sqlite, newest layout first.
 	RPMSQLitePaths = []string{"usr/lib/sysimage/rpm/rpmdb.sqlite", "var/lib/rpm/rpmdb.sqlite"}
 	// RPMNDBPaths are where RPM keeps an ndb database (Packages.db, the
-	// default of SUSE since 2021), which this package cannot read (see
-	// Installed).
+	// default of SUSE since 2021).
 	RPMNDBPaths = []string{"usr/lib/sysimage/rpm/Packages.db", "var/lib/rpm/Packages.db"}
-	// RPMBerkeleyPaths are where older RPM keeps its BerkeleyDB Packages
-	// file, which this package cannot read (see Installed).
+	// RPMBerkeleyPaths are where RPM before 4.16 keeps its BerkeleyDB
+	// Packages file (RHEL/CentOS 7 and 8, Amazon Linux 2).
 	RPMBerkeleyPaths = []string{"var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages"}
 )
 
-// ErrUnsupported is wrapped by errors about a database format this package
-// cannot read.
+// ErrUnsupported is wrapped by errors about a database in a format, or
+// with a feature, this package cannot read (an encrypted BerkeleyDB, an
+// unknown format version).
 var ErrUnsupported = errors.New("unsupported package database format")
 
 // Installed returns the packages installed under root ("/" for the running
@@ -87,7 +91,10 @@ var ErrUnsupported = errors.New("unsupported package database format")
 // architecture and version. A database that exists but cannot be read is
 // reported in the returned error (joined with the others) while the packages
 // of the other databases are still returned. It returns ErrNoDatabase when
-// there is no database at all.
+// there is no database at all. Of RPM's databases it reads one, the first
+// found of rpmdb.sqlite (RPM 4.16+), Packages.db (ndb) and Packages
+// (BerkeleyDB), so that a file left behind by a conversion is not counted
+// twice.
 func Installed(ctx context.Context, root string) ([]Package, error) {
 	var (
 		all   []Package

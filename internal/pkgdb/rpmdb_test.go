@@ -301,22 +301,42 @@ func TestRPMFixturesUpdate(t *testing.T) {
 	for _, l := range fixtureLayouts {
 		writeBerkeley(t, fixtureDir(l), l, rpmFixture)
 	}
+	for _, l := range fuzzLayouts {
+		writeBerkeley(t, filepath.Join(fuzzSeedDir, "bdb-"+l.String()), l, rpmPackages(4))
+	}
 	put := os.Getenv("MIG_NDBPUT")
 	if put == "" {
-		t.Log("MIG_NDBPUT not set: the ndb fixture is kept")
+		t.Log("MIG_NDBPUT not set: the ndb fixtures are kept")
 		return
 	}
+	writeNDB(t, put, ndbFixture, append(rpmFixture, rpmPkg{"removed", -1, "1", "1", "noarch", "", 0}), rpmFixtureDeleted)
+	writeNDB(t, put, filepath.Join(fuzzSeedDir, "ndb", "Packages.db"), rpmPackages(5), []int{3})
+}
+
+// Small databases for the fuzz targets' seeds.
+var (
+	fuzzSeedDir = filepath.Join("testdata", "rpm", "fuzz")
+	fuzzLayouts = []berkeleyLayout{{"hash", 512, false}, {"hash", 512, true}, {"btree", 512, false}}
+)
+
+// writeNDB makes path with RPM's ndb code (the driver put), storing pkgs
+// as packages 1 to n, then deleting those numbered in deleted.
+func writeNDB(t *testing.T, put, path string, pkgs []rpmPkg, deleted []int) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	args := []string{ndbFixture}
-	os.Remove(ndbFixture)
-	for i, p := range append(rpmFixture, rpmPkg{"removed", -1, "1", "1", "noarch", "", 0}) {
+	args := []string{path}
+	os.Remove(path)
+	for i, p := range pkgs {
 		f := filepath.Join(dir, fmt.Sprint(i))
 		if err := os.WriteFile(f, p.header(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		args = append(args, "+"+f)
 	}
-	for _, d := range rpmFixtureDeleted {
+	for _, d := range deleted {
 		args = append(args, fmt.Sprintf("-%d", d))
 	}
 	if out, err := exec.Command(put, args...).CombinedOutput(); err != nil {
