@@ -2,6 +2,7 @@ package pkgdb_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -30,7 +31,33 @@ import (
 //     rpmFixtureDeleted lists), so it holds free slots and zeroed blobs.
 //
 // `go test -run TestRPMFixturesUpdate -update-rpm-fixtures` remakes the
-// BerkeleyDB ones (and the ndb one when MIG_NDBPUT names that driver).
+// BerkeleyDB ones (and the ndb ones when MIG_NDBPUT names that driver).
+// Debian's rpm is built without ndb, so the driver is built by hand from
+// rpm's source (`apt-get source rpm`, with a deb-src line) and this main.c,
+// with system.h and rpm/rpmlog.h stubs mapping xmalloc, xcalloc, xrealloc,
+// xstrdup to libc, _(s) to s and rpmlog to fprintf(stderr):
+//
+//	// ndbput DB ARG...: "+FILE" stores the header in FILE as the next
+//	// package, "-N" deletes package N.
+//	int main(int argc, char **argv) {
+//		static unsigned char buf[64 << 20];
+//		rpmpkgdb db;
+//		unsigned int next = 1;
+//		if (argc < 2 || rpmpkgOpen(&db, argv[1], O_RDWR | O_CREAT, 0644)) return 1;
+//		rpmpkgSetFsync(db, 0);
+//		for (int i = 2; i < argc; i++) {
+//			if (argv[i][0] == '-') { if (rpmpkgDel(db, atoi(argv[i] + 1))) return 1; continue; }
+//			FILE *f = fopen(argv[i] + 1, "rb");
+//			if (!f) return 1;
+//			size_t n = fread(buf, 1, sizeof(buf), f);
+//			fclose(f);
+//			if (rpmpkgPut(db, next++, buf, n)) return 1;
+//		}
+//		rpmpkgClose(db);
+//		return 0;
+//	}
+//
+//	gcc -Iinc -Irpm-4.18.0/lib/backend/ndb -o ndbput main.c rpm-4.18.0/lib/backend/ndb/rpmpkg.c
 var updateRPMFixtures = flag.Bool("update-rpm-fixtures", false, "remake testdata/rpm with db_load (and $MIG_NDBPUT)")
 
 // rpmPkg is one package of a test RPM database.
@@ -321,7 +348,7 @@ var (
 
 // writeNDB makes path with RPM's ndb code (the driver put), storing pkgs
 // as packages 1 to n, then deleting those numbered in deleted.
-func writeNDB(t *testing.T, put, path string, pkgs []rpmPkg, deleted []int) {
+func writeNDB(t testing.TB, put, path string, pkgs []rpmPkg, deleted []int) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -721,5 +748,80 @@ func TestReadRPMNDBCorrupt(t *testing.T) {
 			pkgs, err := pkgdb.ReadRPMNDB(t.Context(), path)
 			checkCorrupt(t, tc, path, pkgs, err)
 		})
+	}
+}
+
+// TestReadRPMBerkeleyChecksummed makes a BerkeleyDB file with page
+// checksums, which RPM never wrote and rpm's own bdb_ro cannot read either:
+// the error says so and names the file.
+func TestReadRPMBerkeleyChecksummed(t *testing.T) {
+	load := lookTool(t, "db_load", "db5.3_load")
+	path := filepath.Join(t.TempDir(), "Packages")
+	in := fmt.Sprintf("VERSION=3\nformat=bytevalue\ntype=hash\nHEADER=END\n 01000000\n %s\nDATA=END\n", hex.EncodeToString(rpmFixture[0].header()))
+	cmd := exec.Command(load, "-c", "chksum=1", path)
+	cmd.Stdin = strings.NewReader(in)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", load, err, out)
+	}
+	_, err := pkgdb.ReadRPMBerkeley(t.Context(), path)
+	if !errors.Is(err, pkgdb.ErrUnsupported) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "page checksums") {
+		t.Errorf("error = %v, want ErrUnsupported naming %s and page checksums", err, path)
+	}
+}
+
+// benchPackages is a fleet-sized RPM database: 2,000 packages whose
+// headers average about 20 KB, as the file lists of a RHEL 7 host make
+// them.
+func benchPackages() []rpmPkg {
+	pkgs := rpmPackages(2000)
+	for i := range pkgs {
+		pkgs[i].pad = (i * 7919) % 40000
+	}
+	return pkgs
+}
+
+// benchDir is where the benchmarks leave their databases: $MIG_BENCH_RPM_DIR
+// when set (to time `rpm -qa` on the same files), else a temporary one.
+func benchDir(b *testing.B, name string) string {
+	if d := os.Getenv("MIG_BENCH_RPM_DIR"); d != "" {
+		return filepath.Join(d, name)
+	}
+	return filepath.Join(b.TempDir(), name)
+}
+
+// BenchmarkReadRPMBerkeley reads a 2,000-package hash Packages made by
+// db_load with 4096-byte pages (RPM's usual layout).
+func BenchmarkReadRPMBerkeley(b *testing.B) {
+	pkgs := benchPackages()
+	path := writeBerkeley(b, benchDir(b, "bdb"), berkeleyLayout{"hash", 4096, false}, pkgs)
+	benchRead(b, path, len(pkgs), pkgdb.ReadRPMBerkeley)
+}
+
+// BenchmarkReadRPMNDB reads a 2,000-package Packages.db written by RPM's
+// own ndb code: set $MIG_NDBPUT to the driver described at
+// TestRPMFixturesUpdate.
+func BenchmarkReadRPMNDB(b *testing.B) {
+	put := os.Getenv("MIG_NDBPUT")
+	if put == "" {
+		b.Skip("MIG_NDBPUT not set")
+	}
+	pkgs := benchPackages()
+	path := filepath.Join(benchDir(b, "ndb"), "Packages.db")
+	writeNDB(b, put, path, pkgs, nil)
+	benchRead(b, path, len(pkgs), pkgdb.ReadRPMNDB)
+}
+
+func benchRead(b *testing.B, path string, n int, read func(context.Context, string) ([]pkgdb.Package, error)) {
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(st.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		pkgs, err := read(b.Context(), path)
+		if err != nil || len(pkgs) != n {
+			b.Fatalf("read %d packages, err %v", len(pkgs), err)
+		}
 	}
 }
