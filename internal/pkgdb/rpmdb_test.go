@@ -825,3 +825,54 @@ func benchRead(b *testing.B, path string, n int, read func(context.Context, stri
 		}
 	}
 }
+
+// TestReadRPMBerkeleyDeletedItem flags one btree pair as deleted, as
+// BerkeleyDB does while a cursor still points at it: that package is
+// skipped, without an error, and the others are read.
+func TestReadRPMBerkeleyDeletedItem(t *testing.T) {
+	const ps = 512 // the btree-be fixture's page size
+	be := binary.BigEndian
+	b, err := os.ReadFile(filepath.Join(fixtureDir(fixtureLayouts[2]), "Packages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := bdbPages(b, ps, 5)[0]
+	page := b[leaf*ps : (leaf+1)*ps]
+	// The first key that is not record 0 (which sorts first).
+	var deleted uint32
+	for i := 0; i < int(be.Uint16(page[20:])) && deleted == 0; i += 2 {
+		keyOff := be.Uint16(page[26+2*i:])
+		if deleted = be.Uint32(page[keyOff+3:]); deleted != 0 {
+			page[keyOff+2] |= 0x80
+		}
+	}
+	if deleted == 0 {
+		t.Fatal("no package key on the first leaf")
+	}
+	path := filepath.Join(t.TempDir(), "Packages")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := pkgdb.ReadRPMBerkeley(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgdb.Sort(got)
+	if d := cmp.Diff(wantPackages(rpmFixture, int(deleted)), got); d != "" {
+		t.Errorf("ReadRPMBerkeley with package %d deleted (-want +got):\n%s", deleted, d)
+	}
+}
+
+// TestReadRPMCancelled stops every reader when its context is done.
+func TestReadRPMCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, l := range fixtureLayouts {
+		if _, err := pkgdb.ReadRPMBerkeley(ctx, filepath.Join(fixtureDir(l), "Packages")); !errors.Is(err, context.Canceled) {
+			t.Errorf("ReadRPMBerkeley(%s) error = %v, want context.Canceled", l, err)
+		}
+	}
+	if _, err := pkgdb.ReadRPMNDB(ctx, ndbFixture); !errors.Is(err, context.Canceled) {
+		t.Errorf("ReadRPMNDB error = %v, want context.Canceled", err)
+	}
+}
