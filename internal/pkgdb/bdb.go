@@ -80,7 +80,8 @@ type bdbFile struct {
 	seen []uint64
 }
 
-// bdbError is the error of a BerkeleyDB file that is not one RPM wrote.
+// errorf makes the error of a BerkeleyDB file that is not as RPM wrote it;
+// it wraps ErrMalformed.
 func (db *bdbFile) errorf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
@@ -296,7 +297,7 @@ func (db *bdbFile) walkHash(ctx context.Context, visit visitFunc) error {
 			visit(nil, nil, db.errorf("bucket %d maps to no page (spare %d)", b, spare))
 			continue
 		}
-		if err := db.walkBucket(b, b+spare, buf, visit); err != nil {
+		if err := db.walkBucket(b+spare, buf, visit); err != nil {
 			// The other buckets are still read.
 			visit(nil, nil, fmt.Errorf("bucket %d: %w", b, err))
 		}
@@ -304,8 +305,8 @@ func (db *bdbFile) walkHash(ctx context.Context, visit visitFunc) error {
 	return nil
 }
 
-// walkBucket visits the pairs of bucket b, whose first page is pgno.
-func (db *bdbFile) walkBucket(b, pgno uint32, buf []byte, visit visitFunc) error {
+// walkBucket visits the pairs of the bucket whose first page is pgno.
+func (db *bdbFile) walkBucket(pgno uint32, buf []byte, visit visitFunc) error {
 	for pgno != 0 {
 		if err := db.page(pgno, buf); err != nil {
 			return err
