@@ -253,3 +253,43 @@ func FuzzParseParameters(f *testing.F) {
 		}
 	})
 }
+
+// TestRunRPMFormats runs the module over roots holding RPM's older
+// databases: BerkeleyDB Packages (RHEL 7 and 8) and ndb Packages.db (SUSE),
+// from the fixtures internal/pkgdb checks against rpm itself.
+func TestRunRPMFormats(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the pkg module reads Linux package databases")
+	}
+	for _, tc := range []struct{ fixture, dest string }{
+		{"bdb-hash-le-512/Packages", "var/lib/rpm/Packages"},
+		{"bdb-btree-be-512/Packages", "var/lib/rpm/Packages"},
+		{"ndb/Packages.db", "usr/lib/sysimage/rpm/Packages.db"},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("..", "..", "pkgdb", "testdata", "rpm", tc.fixture))
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := t.TempDir()
+			writeFile(t, filepath.Join(root, tc.dest), string(b))
+			r, err := ParseParameters([]byte(`{"pkgmatch":{"matches":["^kernel$"]}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.root = root
+			res := r.Run(t.Context(), module.Env{})
+			if !res.Success || len(res.Errors) != 0 || !res.FoundAnything {
+				t.Fatalf("Run = %+v, want the kernel package found without errors", res)
+			}
+			var el Elements
+			if err := json.Unmarshal(res.Elements, &el); err != nil {
+				t.Fatal(err)
+			}
+			want := []pkgdb.Package{{Name: "kernel", Version: "0:3.10.0-1160.119.1.el7", Arch: "x86_64", Type: "rpm", Source: "kernel-3.10.0-1160.119.1.el7.src.rpm"}}
+			if d := cmp.Diff(want, el.Packages); d != "" {
+				t.Errorf("packages (-want +got):\n%s", d)
+			}
+		})
+	}
+}
