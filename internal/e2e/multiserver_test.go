@@ -22,6 +22,7 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/client"
+	"github.com/migplatform/mig/internal/relay/amqprelay/amqptest"
 	"github.com/migplatform/mig/internal/server"
 	"github.com/migplatform/mig/internal/sign"
 	"github.com/migplatform/mig/internal/store"
@@ -499,6 +500,7 @@ func rabbitVHost(t *testing.T) (amqpURL, mgmtURL string) {
 		}
 		t.Skip("MIG_TEST_AMQP_URL is not set: no RabbitMQ to test against")
 	}
+	amqptest.Shared(t) // no broker restart by another package's test meanwhile
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatalf("MIG_TEST_AMQP_URL: %v", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/relay/amqprelay/amqptest"
 	"github.com/migplatform/mig/internal/scheduler"
 	"github.com/migplatform/mig/internal/server"
 	"github.com/migplatform/mig/internal/sign"
@@ -32,6 +33,7 @@ func TestRabbitMQRelay(t *testing.T) {
 		}
 		t.Skip("MIG_TEST_AMQP_URL is not set: no RabbitMQ to test against")
 	}
+	amqptest.Shared(t) // no broker restart by another package's test meanwhile
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatalf("MIG_TEST_AMQP_URL: %v", err)
