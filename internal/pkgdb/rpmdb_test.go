@@ -610,18 +610,25 @@ func TestReadRPMBerkeleyCorrupt(t *testing.T) {
 		}, pkgdb.ErrMalformed, "1 entries skipped, last: header ", all - 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join(fixtureDir(fixtureLayouts[0]), "Packages"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), "Packages")
-			if err := os.WriteFile(path, tc.damage(t, b), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			pkgs, err := pkgdb.ReadRPMBerkeley(t.Context(), path)
-			checkCorrupt(t, tc, path, pkgs, err)
+			readDamaged(t, tc, filepath.Join(fixtureDir(fixtureLayouts[0]), "Packages"), "Packages", pkgdb.ReadRPMBerkeley)
 		})
 	}
+}
+
+// readDamaged copies the database src to a file named base, damaged as tc
+// says, reads it back with read and checks the error and what was read.
+func readDamaged(t *testing.T, tc corrupt, src, base string, read func(context.Context, string) ([]pkgdb.Package, error)) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), base)
+	if err := os.WriteFile(path, tc.damage(t, b), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pkgs, err := read(t.Context(), path)
+	checkCorrupt(t, tc, path, pkgs, err)
 }
 
 func checkCorrupt(t *testing.T, tc corrupt, path string, pkgs []pkgdb.Package, err error) {
@@ -668,16 +675,7 @@ func TestReadRPMBerkeleyBtreeCorrupt(t *testing.T) {
 		}, pkgdb.ErrMalformed, "runs past the page", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join(fixtureDir(fixtureLayouts[2]), "Packages"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), "Packages")
-			if err := os.WriteFile(path, tc.damage(t, b), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			pkgs, err := pkgdb.ReadRPMBerkeley(t.Context(), path)
-			checkCorrupt(t, tc, path, pkgs, err)
+			readDamaged(t, tc, filepath.Join(fixtureDir(fixtureLayouts[2]), "Packages"), "Packages", pkgdb.ReadRPMBerkeley)
 		})
 	}
 }
@@ -737,16 +735,7 @@ func TestReadRPMNDBCorrupt(t *testing.T) {
 		}, pkgdb.ErrMalformed, `blob tail has magic "BlbZ"`, all - 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := os.ReadFile(ndbFixture)
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), "Packages.db")
-			if err := os.WriteFile(path, tc.damage(t, b), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			pkgs, err := pkgdb.ReadRPMNDB(t.Context(), path)
-			checkCorrupt(t, tc, path, pkgs, err)
+			readDamaged(t, tc, ndbFixture, "Packages.db", pkgdb.ReadRPMNDB)
 		})
 	}
 }
