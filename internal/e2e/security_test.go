@@ -276,36 +276,12 @@ func waitCommand(ctx context.Context, t *testing.T, srv *server.Server, id uint6
 // agent's answer.
 func inject(t *testing.T, srv *server.Server, a *action.Action, agentID string) *action.Command {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := srv.Store.CreateAction(ctx, a); err != nil && !errors.Is(err, store.ErrExists) {
-		t.Fatal(err)
-	}
-	id, _ := scheduler.NewID()
-	cmd := action.Command{ID: id, Action: action.Action{ID: a.ID}, AgentID: agentID, Status: action.CmdSent, StartTime: time.Now()}
-	if err := srv.Store.CreateCommands(ctx, []action.Command{cmd}); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Action = *a
-	data, err := action.Marshal(action.CommandMessage{V: action.ProtocolVersion, Command: cmd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Hub().Send(ctx, []relay.Outbound{{AgentID: agentID, Kind: relay.KindCommand, Data: data}}); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		c, err := srv.Store.Command(ctx, id)
+	return injectRaw(t, srv, a, agentID, func(cmdID, _ uint64) []byte {
+		cmd := action.Command{ID: cmdID, Action: *a, AgentID: agentID, Status: action.CmdSent, StartTime: time.Now()}
+		data, err := action.Marshal(action.CommandMessage{V: action.ProtocolVersion, Command: cmd})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if action.IsTerminal(c.Status) {
-			return c
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no answer from the agent for command %d", id)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return data
+	})
 }

@@ -126,15 +126,7 @@ func TestConvertOVALRedHatEvaluates(t *testing.T) {
 		{"rhel 8", server8, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := p.Evaluate(t.Context(), Env{Packages: tt.pkgs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, r := range OnlyTrue(res) {
-				got = append(got, r.TestID)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, trueTests(t, p, tt.pkgs)); diff != "" {
 				t.Errorf("true tests (-want +got):\n%s", diff)
 			}
 		})
@@ -169,15 +161,7 @@ func TestConvertOVALRedHat8Evaluates(t *testing.T) {
 		{"no release package", PackageList(oldSSL), nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := p.Evaluate(t.Context(), Env{Packages: tt.pkgs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, r := range OnlyTrue(res) {
-				got = append(got, r.TestID)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, trueTests(t, p, tt.pkgs)); diff != "" {
 				t.Errorf("true tests (-want +got):\n%s", diff)
 			}
 		})
@@ -226,4 +210,18 @@ func FuzzConvertOVAL(f *testing.F) {
 			t.Errorf("converted policy refused: %v", err)
 		}
 	})
+}
+
+// trueTests evaluates p against pkgs and returns the IDs of its true tests.
+func trueTests(t *testing.T, p *Policy, pkgs PackageList) []string {
+	t.Helper()
+	res, err := p.Evaluate(t.Context(), Env{Packages: pkgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range OnlyTrue(res) {
+		got = append(got, r.TestID)
+	}
+	return got
 }
