@@ -69,6 +69,22 @@ type Store interface {
 	// SetInvestigatorStatus activates or disables an investigator.
 	SetInvestigatorStatus(ctx context.Context, id int64, status string) error
 
+	// CreateAPIKey stores an API key (its hash, never the secret);
+	// ErrExists if the key ID is taken.
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// APIKey returns an API key with its hash; ErrNotFound if there is no
+	// such key ID.
+	APIKey(ctx context.Context, keyID string) (APIKey, error)
+	// APIKeys lists the API keys of an investigator (every key when
+	// investigatorID is 0), oldest first, without their hashes.
+	APIKeys(ctx context.Context, investigatorID int64) ([]action.APIKey, error)
+	// RevokeAPIKey marks a key revoked at at; revoking a revoked key keeps
+	// the first time. ErrNotFound if there is no such key ID.
+	RevokeAPIKey(ctx context.Context, keyID string, at time.Time) error
+	// TouchAPIKey records that a key was used at at, unless it was
+	// recorded used later. ErrNotFound if there is no such key ID.
+	TouchAPIKey(ctx context.Context, keyID string, at time.Time) error
+
 	// CreateAction stores a signed action (with its signatures and
 	// investigators) in status pending; ErrExists if the ID is taken.
 	CreateAction(ctx context.Context, a *action.Action) error
@@ -145,6 +161,14 @@ type AgentCredential struct {
 	PublicKey    []byte // ed25519
 	PasswordHash []byte // see package relay's implementations
 	EnrolledAt   time.Time
+}
+
+// APIKey is an API key as stored: its description and the SHA-256 of its
+// secret.
+type APIKey struct {
+	action.APIKey
+	// SecretHash is the SHA-256 of the key's secret part.
+	SecretHash []byte
 }
 
 // AgentQuery selects agents.

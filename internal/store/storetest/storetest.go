@@ -4,7 +4,7 @@
 //
 // The suite checks behaviour, not SQL: agents and their liveness, target
 // queries agreeing with the agent-side evaluation (target.Eval), credentials,
-// investigators, signed actions kept byte for byte, command fan-out, result
+// investigators, API keys, signed actions kept byte for byte, command fan-out, result
 // ingestion with its acknowledgement rules, exact counters, expiry,
 // redelivery of pending commands, search with paging, concurrent writers in
 // one store and in two stores over one database (two servers), migrations
@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AgentRefs", testAgentRefs},
 		{"AgentCredentials", testAgentCredentials},
 		{"Investigators", testInvestigators},
+		{"APIKeys", testAPIKeys},
 		{"ActionCreate", testActionCreate},
 		{"ActionParametersByteExact", testActionParametersByteExact},
 		{"ActionList", testActionList},
