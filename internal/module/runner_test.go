@@ -454,26 +454,12 @@ func (w *lineWatcher) String() string {
 	return w.buf.String()
 }
 
-// catchesSignals reports whether process pid has handlers for SIGTERM and
-// SIGINT, from /proc/<pid>/status.
-func catchesSignals(t *testing.T, pid int) bool {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if hex, ok := strings.CutPrefix(line, "SigCgt:"); ok {
-			var mask uint64
-			if _, err := fmt.Sscanf(strings.TrimSpace(hex), "%x", &mask); err != nil {
-				t.Fatalf("SigCgt %q: %v", hex, err)
-			}
-			bit := func(s syscall.Signal) uint64 { return 1 << (uint(s) - 1) }
-			return mask&bit(syscall.SIGTERM) != 0 && mask&bit(syscall.SIGINT) != 0
-		}
-	}
-	return false
-}
+// childReadyEnv and childReadyLine are testdata/childmain's ReadyEnv and
+// ReadyLine: the line it writes once it handles SIGTERM and SIGINT.
+const (
+	childReadyEnv  = "MIGTEST_CHILD_READY"
+	childReadyLine = "childmain: handling signals"
+)
 
 // TestServeChildSignals sends SIGTERM or SIGINT to a real module child
 // process ("childmain -m testmodule", which serves modules as mig-agent
@@ -509,16 +495,18 @@ func TestServeChildSignals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.request == "" && runtime.GOOS != "linux" {
-				t.Skip("knows the child handles signals from /proc")
-			}
 			cmd := exec.Command(exe, module.ChildFlag, "testmodule")
+			cmd.Env = append(os.Environ(), childReadyEnv+"=1")
 			stdin, err := cmd.StdinPipe()
 			if err != nil {
 				t.Fatal(err)
 			}
 			var stdout bytes.Buffer
-			stderr := newLineWatcher(running)
+			marker := running
+			if tt.request == "" {
+				marker = childReadyLine
+			}
+			stderr := newLineWatcher(marker)
 			cmd.Stdout, cmd.Stderr = &stdout, stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -535,14 +523,12 @@ func TestServeChildSignals(t *testing.T) {
 			guard := time.NewTimer(30 * time.Second)
 			defer guard.Stop()
 			if tt.request == "" {
-				for !catchesSignals(t, cmd.Process.Pid) {
-					select {
-					case err := <-exited:
-						t.Fatalf("child exited before the signal: %v, stderr %q", err, stderr.String())
-					case <-guard.C:
-						t.Fatal("the child never installed its signal handlers")
-					case <-time.After(10 * time.Millisecond):
-					}
+				select {
+				case <-stderr.seen:
+				case err := <-exited:
+					t.Fatalf("child exited before the signal: %v, stderr %q", err, stderr.String())
+				case <-guard.C:
+					t.Fatal("the child never said it handles signals")
 				}
 			} else {
 				req := `{"module":"testmodule","parameters":` + tt.request + `}`
