@@ -1,7 +1,8 @@
 // Package api serves MIG's HTTP API (docs/API.md): investigators launch
 // signed actions and read results; agents enroll. Every endpoint but health
 // and enroll authenticates an investigator with a token signed by their
-// OpenPGP key and checks one permission; all errors are mapped to an HTTP
+// OpenPGP key, or with one of their API keys (apikey.go), and checks one
+// permission; all errors are mapped to an HTTP
 // status in one place (writeError).
 package api
 
@@ -87,7 +88,10 @@ type API struct {
 	mu         sync.Mutex
 	keyring    *sign.Keyring
 	byFP       map[string]action.Investigator
+	byID       map[int64]action.Investigator // every investigator, active or not
 	keyringAge time.Time
+
+	failures failLimiter // failed API key authentications by client host
 }
 
 // New returns the API handler.
@@ -112,6 +116,9 @@ func New(cfg Config) *API {
 	a.handle("GET /api/v1/investigators", PermInvestigatorAdmin, a.listInvestigators)
 	a.handle("POST /api/v1/investigators", PermInvestigatorAdmin, a.createInvestigator)
 	a.handle("POST /api/v1/investigators/{id}/status", PermInvestigatorAdmin, a.setInvestigatorStatus)
+	a.handle("POST /api/v1/apikeys", "", a.createAPIKey)
+	a.handle("GET /api/v1/apikeys", "", a.listAPIKeys)
+	a.handle("POST /api/v1/apikeys/{keyid}/revoke", "", a.revokeAPIKey)
 	return a
 }
 
@@ -176,19 +183,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 type ctxKey struct{}
 
-// handle registers an authenticated endpoint needing perm.
+// apiKeyCtxKey holds the key ID of the API key that authenticated a request.
+type apiKeyCtxKey struct{}
+
+// handle registers an authenticated endpoint needing perm (none when
+// empty: the handler checks what it needs).
 func (a *API) handle(pattern, perm string, h func(w http.ResponseWriter, r *http.Request) error) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		inv, err := a.authenticate(r)
+		inv, keyID, err := a.authenticate(r)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		if !hasPermission(inv, perm) {
+		if perm != "" && !hasPermission(inv, perm) {
+			if keyID != "" {
+				a.writeError(w, r, fmt.Errorf("%w: API key %s of investigator %q lacks permission %s", errForbidden, keyID, inv.Name, perm))
+				return
+			}
 			a.writeError(w, r, fmt.Errorf("%w: investigator %q lacks permission %s", errForbidden, inv.Name, perm))
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, inv))
+		ctx := context.WithValue(r.Context(), ctxKey{}, inv)
+		if keyID != "" {
+			ctx = context.WithValue(ctx, apiKeyCtxKey{}, keyID)
+		}
+		r = r.WithContext(ctx)
 		if err := h(w, r); err != nil {
 			a.writeError(w, r, err)
 		}
@@ -219,7 +238,9 @@ func (a *API) activeKeyring(ctx context.Context, force bool) (*sign.Keyring, map
 	}
 	kr := &sign.Keyring{}
 	byFP := map[string]action.Investigator{}
+	byID := map[int64]action.Investigator{}
 	for _, inv := range invs {
+		byID[inv.ID] = inv
 		if inv.Status != action.InvestigatorActive {
 			continue
 		}
@@ -230,29 +251,35 @@ func (a *API) activeKeyring(ctx context.Context, force bool) (*sign.Keyring, map
 		}
 		byFP[fp] = inv
 	}
-	a.keyring, a.byFP, a.keyringAge = kr, byFP, a.cfg.Now()
+	a.keyring, a.byFP, a.byID, a.keyringAge = kr, byFP, byID, a.cfg.Now()
 	return kr, byFP, nil
 }
 
-func (a *API) authenticate(r *http.Request) (action.Investigator, error) {
+// authenticate returns the investigator a request comes from, with the
+// permissions it may use, and the ID of the API key that authenticated it
+// (empty for an OpenPGP token).
+func (a *API) authenticate(r *http.Request) (action.Investigator, string, error) {
 	h := r.Header.Get("Authorization")
+	if key, ok := strings.CutPrefix(h, APIKeyScheme+" "); ok {
+		return a.authenticateAPIKey(r, key)
+	}
 	tok, ok := strings.CutPrefix(h, "MIG-PGP ")
 	if !ok {
-		return action.Investigator{}, fmt.Errorf("%w: no Authorization: MIG-PGP token", errUnauthenticated)
+		return action.Investigator{}, "", fmt.Errorf("%w: no Authorization: MIG-PGP token or %s key", errUnauthenticated, APIKeyScheme)
 	}
 	kr, byFP, err := a.activeKeyring(r.Context(), false)
 	if err != nil {
-		return action.Investigator{}, err
+		return action.Investigator{}, "", err
 	}
 	fp, err := sign.VerifyToken(kr, strings.TrimSpace(tok), a.cfg.Now())
 	if err != nil {
-		return action.Investigator{}, fmt.Errorf("%w: %v", errUnauthenticated, err)
+		return action.Investigator{}, "", fmt.Errorf("%w: %v", errUnauthenticated, err)
 	}
 	inv, ok := byFP[fp]
 	if !ok {
-		return action.Investigator{}, fmt.Errorf("%w: key %s is not an active investigator", errUnauthenticated, fp)
+		return action.Investigator{}, "", fmt.Errorf("%w: key %s is not an active investigator", errUnauthenticated, fp)
 	}
-	return inv, nil
+	return inv, "", nil
 }
 
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
@@ -338,8 +365,9 @@ func (a *API) createAction(w http.ResponseWriter, r *http.Request) error {
 	if err := a.cfg.Store.CreateAction(r.Context(), act); err != nil {
 		return fmt.Errorf("action %d: %w", act.ID, err)
 	}
-	inv, _ := r.Context().Value(ctxKey{}).(action.Investigator)
-	a.log.Info("action created", "action", act.ID, "name", act.Name, "target", act.Target, "by", inv.Name)
+	inv := requestInvestigator(r)
+	a.log.Info("action created", "action", act.ID, "name", act.Name, "target", act.Target, "by", inv.Name,
+		"apikey", requestAPIKey(r))
 	if _, err := a.cfg.Dispatcher.Dispatch(r.Context(), act); err != nil {
 		return err
 	}
