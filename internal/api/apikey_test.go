@@ -327,6 +327,7 @@ func (kt *keyTester) setPermissions(inv action.Investigator, perms []string) err
 func TestAPIKeyListAndRevoke(t *testing.T) {
 	kt, s, _ := newKeyTester(t)
 	aliceKey, ak := kt.createKey(s["alice"], `{"name":"alice's report"}`)
+	kt.advance(time.Second) // listed oldest first
 	readerKey, rk := kt.createKey(s["reader"], `{"name":"reader's"}`)
 
 	list := func(code int, body map[string]any) []action.APIKey {
