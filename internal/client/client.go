@@ -3,7 +3,10 @@
 //
 // A Client authenticates every request with a short-lived token signed by the
 // investigator's own OpenPGP key (the "Authorization: MIG-PGP" scheme); the
-// private key never leaves the investigator's machine. Actions are prepared
+// private key never leaves the investigator's machine. When the configuration
+// holds an API key, requests are authenticated with it instead
+// ("Authorization: MIG-APIKEY"); actions are still signed with the OpenPGP
+// key, which an API key never replaces. Actions are prepared
 // (PrepareAction) and signed (sign.SignAction) on the client before they are
 // sent, and Follow watches a launched action until every agent has answered.
 package client
@@ -48,6 +51,9 @@ const (
 // AuthScheme is the Authorization scheme of investigators' tokens.
 const AuthScheme = "MIG-PGP"
 
+// APIKeyScheme is the Authorization scheme of API keys.
+const APIKeyScheme = "MIG-APIKEY"
+
 // ErrBadResponse is wrapped when the server answers something the client
 // cannot read.
 var ErrBadResponse = errors.New("bad response from the MIG API")
@@ -75,6 +81,7 @@ type Client struct {
 	base   *url.URL
 	http   *http.Client
 	signer sign.Signer
+	apiKey string
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -107,6 +114,9 @@ func New(cfg Config) (*Client, error) {
 		tlsConf.RootCAs = pool
 	}
 	s := cfg.KeySigner
+	if s == nil && cfg.APIKey != "" && cfg.Signer == (SignerConfig{}) {
+		s = noSigner{}
+	}
 	if s == nil {
 		s, err = newSigner(cfg.Signer)
 		if err != nil {
@@ -131,6 +141,7 @@ func New(cfg Config) (*Client, error) {
 		base:   base,
 		http:   &http.Client{Transport: tr, Timeout: RequestTimeout},
 		signer: s,
+		apiKey: cfg.APIKey,
 		log:    log.With("component", "client"),
 		now:    time.Now,
 	}, nil
@@ -207,7 +218,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if auth {
+	if auth && c.apiKey != "" {
+		req.Header.Set("Authorization", APIKeyScheme+" "+c.apiKey)
+	} else if auth {
 		tok, err := c.authToken()
 		if err != nil {
 			return err

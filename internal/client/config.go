@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/sign"
 )
 
@@ -23,6 +24,10 @@ const ConfigEnv = "MIG_CONFIG"
 // DefaultConfigName is the configuration file looked for in the user's home
 // directory when neither a path nor ConfigEnv is given.
 const DefaultConfigName = ".migrc"
+
+// APIKeyEnv is the environment variable holding an API key; when set, it
+// replaces the configuration's "apikey".
+const APIKeyEnv = "MIG_API_KEY"
 
 // MaxConfigSize bounds the size of a configuration file.
 const MaxConfigSize = 1 << 20
@@ -39,10 +44,16 @@ var ErrConfig = errors.New("bad client configuration")
 //
 // The signer is either an armored private key file ("keyfile", "passphrase")
 // or a key held by GnuPG ("gpg", "gpghome", "keyid").
+//
+// "apikey" (or $MIG_API_KEY), when set, authenticates every request with
+// that API key ("mig_<keyid>_<secret>") instead of tokens signed by the
+// signer; the signer is then needed only to sign actions, and may be left
+// out by automation that only reads.
 type Config struct {
 	API     APIConfig     `json:"api"`
 	Signer  SignerConfig  `json:"signer"`
 	Targets TargetsConfig `json:"targets"`
+	APIKey  string        `json:"apikey,omitempty"`
 
 	// Path is the file the configuration was read from, if any.
 	Path string `json:"-"`
@@ -123,6 +134,12 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	cfg.Path = path
+	if k := os.Getenv(APIKeyEnv); k != "" {
+		if _, _, err := action.ParseAPIKey(k); err != nil {
+			return Config{}, fmt.Errorf("%w: $%s: %w", ErrConfig, APIKeyEnv, err)
+		}
+		cfg.APIKey = k
+	}
 	dir := filepath.Dir(path)
 	cfg.API.CA = resolvePath(dir, cfg.API.CA)
 	cfg.Signer.KeyFile = resolvePath(dir, cfg.Signer.KeyFile)
@@ -157,6 +174,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseAPIURL(c.API.URL); err != nil {
 		return err
+	}
+	if c.APIKey != "" {
+		if _, _, err := action.ParseAPIKey(c.APIKey); err != nil {
+			return fmt.Errorf("%w: apikey: %w", ErrConfig, err)
+		}
 	}
 	s := c.Signer
 	if s.KeyFile != "" && (s.KeyID != "" || s.GPG != "" || s.GPGHome != "") {
