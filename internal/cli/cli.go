@@ -1,6 +1,6 @@
 // Package cli is the mig command line: one subcommand per module ("mig file
-// -path /etc -name '^passwd$'"), plus action, results, agents, dashboard and
-// investigator. It builds, checks, signs and launches actions through package
+// -path /etc -name '^passwd$'"), plus action, results, agents, dashboard,
+// investigator and apikey. It builds, checks, signs and launches actions through package
 // client, follows them while agents answer, and prints results with each
 // module's printer. cmd/mig only calls Main.
 //
@@ -60,6 +60,7 @@ var subcommands = []struct{ name, summary string }{
 	{"agents", "list agents: mig agents [-t TARGET] [-render text|json]"},
 	{"dashboard", "agents by status and the newest actions"},
 	{"investigator", "mig investigator list | create -name NAME -pubkey FILE [-perm a,b] | disable ID | enable ID"},
+	{"apikey", apikeyUsage},
 	{"help", "this help"},
 }
 
@@ -146,6 +147,8 @@ func (r *runner) dispatch(args []string) error {
 		return r.dashboardCmd(rest)
 	case "investigator":
 		return r.investigatorCmd(rest)
+	case "apikey":
+		return r.apikeyCmd(rest)
 	case "scribe":
 		if len(rest) > 0 && rest[0] == "convert" {
 			return r.scribeConvertCmd(rest[1:])
