@@ -289,9 +289,6 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 	key, keyID, hash := NewAPIKey()
 	k := store.APIKey{APIKey: action.APIKey{KeyID: keyID, InvestigatorID: inv.ID, Name: name, Permissions: perms,
 		CreatedAt: now, ExpireAfter: req.ExpireAfter.UTC()}, SecretHash: hash}
-	if req.ExpireAfter.IsZero() {
-		k.ExpireAfter = time.Time{}
-	}
 	if err := a.cfg.Store.CreateAPIKey(r.Context(), k); err != nil {
 		return fmt.Errorf("api key %s: %w", keyID, err)
 	}
