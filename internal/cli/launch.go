@@ -205,6 +205,14 @@ func (r *runner) launch(cfg client.Config, g *globals, checked *action.Checked) 
 	if err != nil {
 		return err
 	}
+	// A client with only an API key cannot sign: it may launch an action
+	// that investigators already signed (mig action -i signed.json), and
+	// nothing else. Say so before asking the server anything.
+	noSigner := c.Signer().Fingerprint() == ""
+	signed := len(checked.Action().PGPSignatures) > 0
+	if noSigner && (g.print || g.signOnly || !signed) {
+		return usagef("%v", client.ErrNoSigner)
+	}
 	if g.print || g.signOnly {
 		a, err := sign.SignChecked(checked, c.Signer())
 		if err != nil {
@@ -222,10 +230,11 @@ func (r *runner) launch(cfg client.Config, g *globals, checked *action.Checked) 
 	}
 	a, err := sign.SignChecked(checked, c.Signer())
 	switch {
-	case errors.Is(err, sign.ErrAlreadySigned):
+	case errors.Is(err, sign.ErrAlreadySigned), noSigner && signed:
 		// An action this investigator already signed (with -s) launches
 		// as it is: a key counts once, so signing it again would add
-		// nothing.
+		// nothing. A client with only an API key launches the signatures
+		// the action carries; the API and every agent check them.
 		a = checked.Action()
 	case err != nil:
 		return fmt.Errorf("signing action %d: %w", checked.ID(), err)

@@ -67,6 +67,16 @@ func TestAPIKey(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "cannot sign") {
 		t.Errorf("mig file with only an API key: exit %d, want a refusal to sign\nstderr:\n%s", code, errOut)
 	}
+	// It may launch an action an investigator signed beforehand: the API
+	// and the agent check the signatures it carries.
+	signedFile := filepath.Join(t.TempDir(), "signed.json")
+	if _, errOut, code = run(t, env, "file", "-path", "/etc", "-name", "^passwd$", "-p", "-o", signedFile); code != 0 {
+		t.Fatalf("mig file -p -o: exit %d\nstderr:\n%s", code, errOut)
+	}
+	out, errOut, code = run(t, keyEnv, "action", "-i", signedFile)
+	if code != 0 || !strings.Contains(out, "/etc/passwd [lastmodified:") {
+		t.Errorf("mig action -i signed.json with only an API key: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
 	_, errOut, code = run(t, keyEnv, "apikey", "create", "-name", "child")
 	if code == 0 || !strings.Contains(errOut, "OpenPGP") {
 		t.Errorf("mig apikey create with an API key: exit %d, want refused\nstderr:\n%s", code, errOut)
