@@ -270,11 +270,7 @@ func (r *runner) investigatorCmd(args []string) error {
 		if key, err = readSmallFile(pubkey, maxPublicKeySize); err != nil {
 			return asUsage(err)
 		}
-		for _, p := range strings.Split(perms, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				permList = append(permList, p)
-			}
-		}
+		permList = splitList(perms)
 	}
 	cfg, err := r.loadConfig(g)
 	if err != nil {
@@ -347,4 +343,16 @@ func readSmallFile(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
 	}
 	return b, nil
+}
+
+// splitList splits a comma-separated flag value (-perm a,b) into its
+// non-empty, trimmed items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -76,11 +76,7 @@ func (r *runner) apikeyCmd(args []string) error {
 		if strings.TrimSpace(name) == "" {
 			return usagef("mig apikey create: -name is required")
 		}
-		for _, p := range strings.Split(perms, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				permList = append(permList, p)
-			}
-		}
+		permList = splitList(perms)
 		if expire < 0 || (expire == 0 && isFlagSet(fs, "expire")) {
 			return usagef("mig apikey create: -expire %s is not a positive duration", expire)
 		}
