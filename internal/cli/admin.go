@@ -132,11 +132,7 @@ func (r *runner) agentsCmd(args []string) error {
 		}
 		for _, ag := range page.Agents {
 			if g.render == RenderJSON {
-				b, err := json.Marshal(ag)
-				if err != nil {
-					return fmt.Errorf("encoding agent %s: %w", ag.ID, err)
-				}
-				if _, err := fmt.Fprintf(r.stdout, "%s\n", b); err != nil {
+				if err := writeJSONLine(r.stdout, ag, "agent "+ag.ID); err != nil {
 					return err
 				}
 				continue
@@ -289,11 +285,7 @@ func (r *runner) investigatorCmd(args []string) error {
 		if g.render == RenderJSON {
 			for _, inv := range invs {
 				inv.PublicKey = ""
-				b, err := json.Marshal(inv)
-				if err != nil {
-					return fmt.Errorf("encoding investigator %d: %w", inv.ID, err)
-				}
-				if _, err := fmt.Fprintf(r.stdout, "%s\n", b); err != nil {
+				if err := writeJSONLine(r.stdout, inv, fmt.Sprintf("investigator %d", inv.ID)); err != nil {
 					return err
 				}
 			}
@@ -355,4 +347,15 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// writeJSONLine writes v as one line of JSON (-render json of the listing
+// verbs); what names v in an error.
+func writeJSONLine(w io.Writer, v any, what string) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", what, err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }

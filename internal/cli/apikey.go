@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"strings"
@@ -115,11 +114,7 @@ func (r *runner) apikeyCmd(args []string) error {
 		}
 		if g.render == RenderJSON {
 			for _, k := range keys {
-				b, err := json.Marshal(k)
-				if err != nil {
-					return fmt.Errorf("encoding API key %s: %w", k.KeyID, err)
-				}
-				if _, err := fmt.Fprintf(r.stdout, "%s\n", b); err != nil {
+				if err := writeJSONLine(r.stdout, k, "API key "+k.KeyID); err != nil {
 					return err
 				}
 			}
@@ -165,6 +160,7 @@ func validKeyID(id string) bool {
 	return true
 }
 
+// isFlagSet reports whether flag name was given on fs's command line.
 func isFlagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })

@@ -268,16 +268,7 @@ func (g *globals) register(fs *flag.FlagSet, names []string) {
 
 // isSet reports whether the flag was given on the command line.
 func (g *globals) isSet(name string) bool {
-	if g.fs == nil || g.fs.Lookup(name) == nil {
-		return false
-	}
-	set := false
-	g.fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
-	return set
+	return g.fs != nil && isFlagSet(g.fs, name)
 }
 
 // check validates the values of the global flags.
