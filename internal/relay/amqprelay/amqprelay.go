@@ -50,7 +50,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -81,14 +80,6 @@ const HeartbeatTTL = 5 * time.Minute
 // heartbeatQueueMaxLength bounds the heartbeat queue while no server
 // consumes it.
 const heartbeatQueueMaxLength = 1 << 20
-
-// Reconnect backoff: the n-th wait of a reconnect cycle is drawn uniformly
-// from [d/2, d] with d = reconnectBase·2^(n-1), at most reconnectMax, so that
-// thousands of agents losing the relay at once do not come back at once.
-const (
-	reconnectBase = 500 * time.Millisecond
-	reconnectMax  = 30 * time.Second
-)
 
 // Timeouts.
 const (
@@ -129,19 +120,6 @@ var ErrMessage = errors.New("unexpected relay message")
 // AgentQueue returns the name of agent id's queue. id must have passed
 // relay.CheckAgentID.
 func AgentQueue(id string) string { return agentQueuePrefix + id }
-
-// reconnectDelay returns the wait before the attempts-th try of a reconnect
-// cycle (attempts starts at 1). The jitter needs no secrecy, so math/rand.
-func reconnectDelay(attempts int) time.Duration {
-	d := reconnectMax
-	if attempts < 1 {
-		attempts = 1
-	}
-	if attempts < 16 {
-		d = min(reconnectBase<<(attempts-1), reconnectMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
 
 // checkInboxKind checks that kind may be sent to an agent.
 func checkInboxKind(kind string) error {

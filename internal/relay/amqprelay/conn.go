@@ -146,7 +146,7 @@ func (c *conn) run() {
 		select {
 		case <-c.ctx.Done():
 			return
-		case <-time.After(reconnectDelay(attempt)):
+		case <-time.After(relay.ReconnectDelay(attempt)):
 		}
 	}
 }

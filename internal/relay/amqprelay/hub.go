@@ -173,7 +173,7 @@ func (h *hub) run(conn *amqp.Connection) {
 			select {
 			case <-h.ctx.Done():
 				return
-			case <-time.After(reconnectDelay(attempt)):
+			case <-time.After(relay.ReconnectDelay(attempt)):
 			}
 			var err error
 			if conn, err = h.connect(h.ctx); err != nil {
@@ -342,7 +342,7 @@ func (h *hub) Receive(ctx context.Context, handle func(relay.Inbound)) error {
 		select {
 		case <-ctx.Done():
 		case <-h.done:
-		case <-time.After(reconnectBase):
+		case <-time.After(relay.ReconnectBase):
 		}
 	}
 }

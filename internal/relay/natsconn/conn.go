@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -21,15 +20,6 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/relay"
-)
-
-// Reconnect backoff of agents: the n-th wait of a reconnect cycle is drawn
-// uniformly from [d/2, d] with d = reconnectBase·2^(n-1), at most reconnectMax,
-// so that thousands of agents losing the relay at once do not come back at
-// once.
-const (
-	reconnectBase = 500 * time.Millisecond
-	reconnectMax  = 30 * time.Second
 )
 
 // Pending limits of an agent's inbox subscription: commands wait there while
@@ -64,20 +54,6 @@ var ErrTooLarge = errors.New("message too large")
 // ErrCredentials is wrapped by Dial's errors about the credentials it was
 // given.
 var ErrCredentials = errors.New("invalid relay credentials")
-
-// ReconnectDelay returns the wait before the attempts-th try of a reconnect
-// cycle (attempts starts at 1), for agents and hubs alike. The jitter needs
-// no secrecy, so math/rand.
-func ReconnectDelay(attempts int) time.Duration {
-	d := reconnectMax
-	if attempts < 1 {
-		attempts = 1
-	}
-	if attempts < 16 {
-		d = min(reconnectBase<<(attempts-1), reconnectMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
 
 // Dial is a relay.Dialer for NATS that discards the connection's logs; see
 // NewDialer.
@@ -159,7 +135,7 @@ func dial(ctx context.Context, agentID string, cr relay.Credentials, logger *slo
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.IgnoreAuthErrorAbort(),
-		nats.CustomReconnectDelay(ReconnectDelay),
+		nats.CustomReconnectDelay(relay.ReconnectDelay),
 		nats.ReconnectBufSize(-1),
 		nats.PingInterval(pingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),

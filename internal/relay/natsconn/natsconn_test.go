@@ -92,15 +92,3 @@ func TestDialRefusesBadCredentials(t *testing.T) {
 		})
 	}
 }
-
-func TestReconnectDelay(t *testing.T) {
-	for attempts := -1; attempts < 40; attempts++ {
-		d := ReconnectDelay(attempts)
-		if d < reconnectBase/2 || d > reconnectMax {
-			t.Errorf("ReconnectDelay(%d) = %s, want within [%s, %s]", attempts, d, reconnectBase/2, reconnectMax)
-		}
-	}
-	if d := ReconnectDelay(30); d < reconnectMax/2 {
-		t.Errorf("ReconnectDelay(30) = %s, want at least %s", d, reconnectMax/2)
-	}
-}

@@ -192,7 +192,7 @@ func StartCallout(ctx context.Context, url, user, password string, tlsConf *tls.
 		nats.Timeout(natsconn.DialTimeout(ctx)),
 		nats.MaxReconnects(-1),
 		nats.IgnoreAuthErrorAbort(),
-		nats.CustomReconnectDelay(reconnectDelay),
+		nats.CustomReconnectDelay(relay.ReconnectDelay),
 		nats.ReconnectBufSize(-1),
 		nats.NoCallbacksAfterClientClose(),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {

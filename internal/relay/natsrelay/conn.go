@@ -3,7 +3,6 @@ package natsrelay
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/relay/natsconn"
@@ -36,6 +35,3 @@ func Dial(ctx context.Context, agentID string, c relay.Credentials) (relay.Conn,
 func NewDialer(logger *slog.Logger) relay.Dialer {
 	return natsconn.NewDialer(logger)
 }
-
-// reconnectDelay is the reconnect backoff of agents and hubs.
-func reconnectDelay(attempts int) time.Duration { return natsconn.ReconnectDelay(attempts) }

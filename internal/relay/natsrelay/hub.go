@@ -55,7 +55,7 @@ func NewHub(ctx context.Context, url, user, password string, tlsConf *tls.Config
 		nats.UserInfo(user, password),
 		nats.MaxReconnects(-1),
 		nats.IgnoreAuthErrorAbort(),
-		nats.CustomReconnectDelay(reconnectDelay),
+		nats.CustomReconnectDelay(relay.ReconnectDelay),
 	}
 	if tlsConf != nil {
 		opts = append(opts, nats.Secure(tlsConf))
