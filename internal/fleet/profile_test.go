@@ -35,6 +35,9 @@ func TestProfileFleet(t *testing.T) {
 	if out == "" {
 		out = t.TempDir()
 	}
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := fleet.RaiseFileLimit(); err != nil {
 		t.Log(err)
 	}

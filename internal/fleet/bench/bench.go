@@ -15,6 +15,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -149,36 +150,14 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 
 // Run launches the search and measures it, writing a human report to out.
 // A run whose accounting does not add up returns its report and an error
-// wrapping ErrAccounting.
+// wrapping ErrAccounting. Its steps, in order: wait for the agents, sample
+// the idle server, sign and launch, follow the counters until every
+// command is done, then read the per-agent times and time "mig results".
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
-	if cfg.Target == "" {
-		cfg.Target = "status='online'"
-	}
-	if cfg.Poll <= 0 {
-		cfg.Poll = 20 * time.Millisecond
-	}
-	if cfg.Expire <= 0 {
-		cfg.Expire = 5 * time.Minute
-	}
-	if cfg.WaitTimeout <= 0 {
-		cfg.WaitTimeout = 10 * time.Minute
-	}
-	if len(cfg.Search) == 0 {
-		cfg.Search = DefaultSearch
-	}
-	m, ok := module.Lookup("file")
-	if !ok {
-		return nil, fmt.Errorf("the file module is not in this binary")
-	}
-	fs := flag.NewFlagSet("file", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	build := m.SetFlags(fs)
-	if err := fs.Parse(cfg.Search); err != nil {
-		return nil, fmt.Errorf("file module flags %q: %w", cfg.Search, err)
-	}
-	params, err := build()
+	cfg = cfg.withDefaults()
+	params, err := searchParameters(cfg.Search)
 	if err != nil {
-		return nil, fmt.Errorf("file module flags %q: %w", cfg.Search, err)
+		return nil, err
 	}
 	ccfg, err := client.LoadConfig(cfg.ClientConfig)
 	if err != nil {
@@ -190,21 +169,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	}
 	r := &Report{First: -1, P50: -1, P95: -1, P99: -1, All: -1, AgentP50: -1, AgentP90: -1, AgentP99: -1, AgentMax: -1}
 
-	// Wait for the agents.
-	waitUntil := time.Now().Add(cfg.WaitTimeout)
-	for {
-		if r.Agents, err = c.CountAgents(ctx, cfg.Target); err != nil {
-			return nil, err
-		}
-		if r.Agents >= cfg.WaitAgents || cfg.WaitAgents <= 0 {
-			break
-		}
-		if time.Now().After(waitUntil) {
-			return nil, fmt.Errorf("only %d agents match %q after %s, want %d", r.Agents, cfg.Target, cfg.WaitTimeout, cfg.WaitAgents)
-		}
-		if !sleep(ctx, 500*time.Millisecond) {
-			return nil, ctx.Err()
-		}
+	if r.Agents, err = waitAgents(ctx, c, cfg); err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(out, "mig-bench: %d agents match %s\n", r.Agents, cfg.Target)
 	if r.Agents == 0 {
@@ -212,21 +178,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	}
 
 	// Sample the server from now on.
-	var smp *sampler
-	sctx, stopSampler := context.WithCancel(ctx)
-	samplerDone := make(chan struct{})
-	if cfg.PID > 0 {
-		if _, err := ReadProc(cfg.PID); err != nil {
-			stopSampler()
-			return nil, err
-		}
-		r.ServerSeen = true
-		smp = &sampler{pid: cfg.PID, every: 100 * time.Millisecond}
-		go func() { defer close(samplerDone); smp.run(sctx) }()
-	} else {
-		close(samplerDone)
+	smp, stopSampler, err := startSampler(ctx, cfg.PID)
+	if err != nil {
+		return nil, err
 	}
-	defer func() { stopSampler(); <-samplerDone }()
+	defer stopSampler()
+	r.ServerSeen = smp != nil
 	idleFrom := time.Now()
 	if cfg.Idle > 0 && smp != nil {
 		if !sleep(ctx, cfg.Idle) {
@@ -248,14 +205,132 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	}
 	r.ActionID = a.ID
 
-	// Launch, and poll the counters while the API dispatches.
+	t0 := time.Now()
+	ps, err := launchAndFollow(ctx, c, a, cfg.Poll, t0, r)
+	if err != nil {
+		return nil, err
+	}
+	runEnd := time.Now()
+	if sent := r.Targeted; sent > 0 {
+		r.First = timeTo(ps, 1)
+		r.P50 = timeTo(ps, quantileCount(0.50, sent))
+		r.P95 = timeTo(ps, quantileCount(0.95, sent))
+		r.P99 = timeTo(ps, quantileCount(0.99, sent))
+		r.All = timeTo(ps, sent)
+	}
+	if smp != nil {
+		r.Run = Summarize(smp.between(t0, runEnd))
+	}
+
+	lat, found, err := agentTimes(ctx, c, a.ID, t0)
+	if err != nil {
+		return nil, err
+	}
+	r.Found = found
+	if len(lat) > 0 {
+		r.AgentP50, r.AgentP90, r.AgentP99, r.AgentMax = percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99), lat[len(lat)-1]
+	}
+	if cfg.Mig != "" {
+		if r.CLI, r.CLILines, err = timeResults(ctx, cfg, a.ID); err != nil {
+			return nil, err
+		}
+	}
+
+	r.write(out)
+	n := r.Counters
+	if n.Sent != r.Targeted || n.Done != r.Targeted || n.Success+n.Failed+n.TimeOut+n.Expired+n.Cancelled != n.Sent {
+		return r, fmt.Errorf("%w: %d targeted, counters %+v", ErrAccounting, r.Targeted, n)
+	}
+	return r, nil
+}
+
+// withDefaults fills the fields left zero.
+func (cfg Config) withDefaults() Config {
+	if cfg.Target == "" {
+		cfg.Target = "status='online'"
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 20 * time.Millisecond
+	}
+	if cfg.Expire <= 0 {
+		cfg.Expire = 5 * time.Minute
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = 10 * time.Minute
+	}
+	if len(cfg.Search) == 0 {
+		cfg.Search = DefaultSearch
+	}
+	return cfg
+}
+
+// searchParameters turns the file module's flags into its parameters.
+func searchParameters(search []string) (json.RawMessage, error) {
+	m, ok := module.Lookup("file")
+	if !ok {
+		return nil, fmt.Errorf("the file module is not in this binary")
+	}
+	fs := flag.NewFlagSet("file", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	build := m.SetFlags(fs)
+	if err := fs.Parse(search); err != nil {
+		return nil, fmt.Errorf("file module flags %q: %w", search, err)
+	}
+	params, err := build()
+	if err != nil {
+		return nil, fmt.Errorf("file module flags %q: %w", search, err)
+	}
+	return params, nil
+}
+
+// waitAgents counts the agents matching the target, waiting (for at most
+// cfg.WaitTimeout) until there are cfg.WaitAgents of them.
+func waitAgents(ctx context.Context, c *client.Client, cfg Config) (int, error) {
+	waitUntil := time.Now().Add(cfg.WaitTimeout)
+	for {
+		n, err := c.CountAgents(ctx, cfg.Target)
+		if err != nil {
+			return 0, err
+		}
+		if n >= cfg.WaitAgents || cfg.WaitAgents <= 0 {
+			return n, nil
+		}
+		if time.Now().After(waitUntil) {
+			return 0, fmt.Errorf("only %d agents match %q after %s, want %d", n, cfg.Target, cfg.WaitTimeout, cfg.WaitAgents)
+		}
+		if !sleep(ctx, 500*time.Millisecond) {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// startSampler samples the server process pid every 100 ms until stop is
+// called; with pid 0 it samples nothing and returns a nil sampler.
+func startSampler(ctx context.Context, pid int) (smp *sampler, stop func(), err error) {
+	if pid <= 0 {
+		return nil, func() {}, nil
+	}
+	if _, err := ReadProc(pid); err != nil {
+		return nil, nil, err
+	}
+	smp = &sampler{pid: pid, every: 100 * time.Millisecond}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); smp.run(sctx) }()
+	return smp, func() { cancel(); <-done }, nil
+}
+
+// launchAndFollow creates the signed action and polls its counters every
+// poll while the API dispatches and until every command is done (or the
+// action's expiry plus 30 s). It fills r's Dispatch, Targeted and Counters
+// and returns the progress observed, timed from t0.
+func launchAndFollow(ctx context.Context, c *client.Client, a *action.Action, poll time.Duration, t0 time.Time, r *Report) ([]progress, error) {
 	type created struct {
 		a   *action.Action
 		err error
 		at  time.Time
 	}
 	createdc := make(chan created, 1)
-	t0 := time.Now()
 	go func() {
 		st, err := c.CreateAction(ctx, a)
 		createdc <- created{st, err, time.Now()}
@@ -290,80 +365,68 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		if now.After(deadline) {
 			break
 		}
-		if !sleep(ctx, cfg.Poll) {
+		if !sleep(ctx, poll) {
 			return nil, ctx.Err()
 		}
 	}
-	runEnd := time.Now()
 	r.Targeted = sent
-	if sent > 0 {
-		r.First = timeTo(ps, 1)
-		r.P50 = timeTo(ps, quantileCount(0.50, sent))
-		r.P95 = timeTo(ps, quantileCount(0.95, sent))
-		r.P99 = timeTo(ps, quantileCount(0.99, sent))
-		r.All = timeTo(ps, sent)
-	}
-	if smp != nil {
-		r.Run = Summarize(smp.between(t0, runEnd))
-	}
+	return ps, nil
+}
 
-	// Per-agent latency from the stored commands.
-	var lat []time.Duration
-	for after := uint64(0); ; {
-		page, err := c.Commands(ctx, a.ID, client.CommandsQuery{After: after, Limit: 5000, NoResults: true})
-		if err != nil {
-			return nil, err
-		}
-		for _, cmd := range page.Commands {
+// agentTimes reads the action's stored commands: each finished agent's
+// time from t0, sorted, and how many commands found something.
+func agentTimes(ctx context.Context, c *client.Client, id uint64, t0 time.Time) (lat []time.Duration, found int, err error) {
+	err = eachCommandPage(ctx, c, id, client.CommandsQuery{NoResults: true}, func(cmds []action.Command) {
+		for _, cmd := range cmds {
 			if action.IsTerminal(cmd.Status) && !cmd.FinishTime.IsZero() {
 				lat = append(lat, cmd.FinishTime.Sub(t0))
 			}
 		}
-		if page.Next == 0 || len(page.Commands) == 0 {
-			break
-		}
-		after = page.Next
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	slices.Sort(lat)
-	if len(lat) > 0 {
-		r.AgentP50, r.AgentP90, r.AgentP99, r.AgentMax = percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99), lat[len(lat)-1]
-	}
-	for after := uint64(0); ; {
-		page, err := c.Commands(ctx, a.ID, client.CommandsQuery{After: after, Limit: 5000, NoResults: true, Found: true})
+	err = eachCommandPage(ctx, c, id, client.CommandsQuery{NoResults: true, Found: true}, func(cmds []action.Command) {
+		found += len(cmds)
+	})
+	return lat, found, err
+}
+
+// eachCommandPage calls fn with every page of the action's commands that q
+// selects, 5000 at a time.
+func eachCommandPage(ctx context.Context, c *client.Client, id uint64, q client.CommandsQuery, fn func([]action.Command)) error {
+	q.Limit = 5000
+	for q.After = 0; ; {
+		page, err := c.Commands(ctx, id, q)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		r.Found += len(page.Commands)
+		fn(page.Commands)
 		if page.Next == 0 || len(page.Commands) == 0 {
-			break
+			return nil
 		}
-		after = page.Next
+		q.After = page.Next
 	}
+}
 
-	// The command line's own time to print every result.
-	if cfg.Mig != "" {
-		cmd := exec.CommandContext(ctx, cfg.Mig, "results", strconv.FormatUint(a.ID, 10), "-show", "all")
-		cmd.Env = os.Environ()
-		if cfg.ClientConfig != "" {
-			cmd.Env = append(cmd.Env, client.ConfigEnv+"="+cfg.ClientConfig)
-		}
-		lines := &lineCounter{}
-		cmd.Stdout = lines
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		start := time.Now()
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("%s results %d: %w: %s", cfg.Mig, a.ID, err, strings.TrimSpace(stderr.String()))
-		}
-		r.CLI, r.CLILines = time.Since(start), lines.n
+// timeResults times the command line printing every result of the action
+// and counts the lines it printed.
+func timeResults(ctx context.Context, cfg Config, id uint64) (time.Duration, int, error) {
+	cmd := exec.CommandContext(ctx, cfg.Mig, "results", strconv.FormatUint(id, 10), "-show", "all")
+	cmd.Env = os.Environ()
+	if cfg.ClientConfig != "" {
+		cmd.Env = append(cmd.Env, client.ConfigEnv+"="+cfg.ClientConfig)
 	}
-
-	r.write(out)
-	n := r.Counters
-	if n.Sent != r.Targeted || n.Done != r.Targeted || n.Success+n.Failed+n.TimeOut+n.Expired+n.Cancelled != n.Sent {
-		return r, fmt.Errorf("%w: %d targeted, counters %+v", ErrAccounting, r.Targeted, n)
+	lines := &lineCounter{}
+	cmd.Stdout = lines
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("%s results %d: %w: %s", cfg.Mig, id, err, strings.TrimSpace(stderr.String()))
 	}
-	return r, nil
+	return time.Since(start), lines.n, nil
 }
 
 // write prints the human report.
