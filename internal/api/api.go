@@ -368,10 +368,15 @@ func (a *API) createAction(w http.ResponseWriter, r *http.Request) error {
 	inv := requestInvestigator(r)
 	a.log.Info("action created", "action", act.ID, "name", act.Name, "target", act.Target, "by", inv.Name,
 		"apikey", requestAPIKey(r))
-	if _, err := a.cfg.Dispatcher.Dispatch(r.Context(), act); err != nil {
+	// The fan-out outlives the request: a client that goes away (a timeout,
+	// a ^C) must not leave half the fleet waiting for the sweep to take the
+	// abandoned lease over. It stays inside the request so that the answer
+	// carries the number of commands sent (docs/ARCHITECTURE.md, "Fan-out").
+	dctx := context.WithoutCancel(r.Context())
+	if _, err := a.cfg.Dispatcher.Dispatch(dctx, act); err != nil {
 		return err
 	}
-	stored, err := a.cfg.Store.Action(r.Context(), act.ID)
+	stored, err := a.cfg.Store.Action(dctx, act.ID)
 	if err != nil {
 		return err
 	}
