@@ -192,6 +192,13 @@ func (s *Scheduler) dispatch(ctx context.Context, a *action.Action, l store.Disp
 		return created, perr
 	}
 
+	return s.finishDispatch(ctx, a, l, created, resume)
+}
+
+// finishDispatch ends a's dispatch under lease l once its created commands
+// are stored and sent: the action goes in flight, or completed (expired)
+// when no command exists for it at all.
+func (s *Scheduler) finishDispatch(ctx context.Context, a *action.Action, l store.DispatchLease, created int, resume bool) (int, error) {
 	status, finished := action.StatusInFlight, time.Time{}
 	if created == 0 {
 		cur, err := s.store.Action(ctx, a.ID)
