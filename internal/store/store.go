@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/target"
 )
 
@@ -149,6 +150,16 @@ type Store interface {
 	Commands(ctx context.Context, q CommandQuery) ([]action.Command, error)
 	// Command returns one command with its results.
 	Command(ctx context.Context, id uint64) (*action.Command, error)
+
+	// AppendAudit appends records to the audit log, in one transaction
+	// that serializes with every other append (of this store and of every
+	// other store over the same database), and returns the entries made.
+	// Changes that have a store method append their record in the same
+	// transaction instead (WithAudit).
+	AppendAudit(ctx context.Context, recs ...audit.Record) ([]audit.Entry, error)
+	// AuditLog returns up to limit entries (AuditPageSize) with seq >
+	// after, in increasing seq.
+	AuditLog(ctx context.Context, after uint64, limit int) ([]audit.Entry, error)
 
 	// Close closes the store.
 	Close() error

@@ -41,19 +41,21 @@ func (s *Store) CreateAction(ctx context.Context, a *action.Action) error {
 	vf, vfNs := splitTime(storable(a.ValidFrom, time.Time{}))
 	ea, eaNs := splitTime(storable(a.ExpireAfter, time.Time{}))
 	st, stNs := nullTime(storable(a.StartTime, time.Time{}))
-	_, err = s.pool.Exec(ctx, `INSERT INTO actions (id, body, name, target, validfrom, validfrom_ns,
+	return s.audited(ctx, "create action", func(q querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO actions (id, body, name, target, validfrom, validfrom_ns,
 		expireafter, expireafter_ns, status, investigators, created_at, created_at_ns, starttime, starttime_ns,
 		finishtime, finishtime_ns, lastupdatetime, lastupdatetime_ns)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, NULL, $11, $12)`,
-		id, pgText(string(body)), pgText(a.Name), pgText(a.Target), vf, vfNs, ea, eaNs, action.StatusPending,
-		pgText(string(ij)), now, nowNs, st, stNs)
-	if pgCode(err) == codeUniqueViolation {
-		return fmt.Errorf("action %d: %w", a.ID, store.ErrExists)
-	}
-	if err != nil {
-		return fmt.Errorf("create action %d: %w", a.ID, err)
-	}
-	return nil
+			id, pgText(string(body)), pgText(a.Name), pgText(a.Target), vf, vfNs, ea, eaNs, action.StatusPending,
+			pgText(string(ij)), now, nowNs, st, stNs)
+		if pgCode(err) == codeUniqueViolation {
+			return fmt.Errorf("action %d: %w", a.ID, store.ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("create action %d: %w", a.ID, err)
+		}
+		return nil
+	})
 }
 
 // actionCols are the actions table's columns (as a), in the order

@@ -386,14 +386,20 @@ func (s *Store) CreateInvestigator(ctx context.Context, inv action.Investigator)
 	}
 	ts, ns := splitTime(storable(created, time.Now()))
 	var id int64
-	err = s.pool.QueryRow(ctx, `INSERT INTO investigators (name, fingerprint, public_key, status, permissions,
+	err = s.audited(ctx, "create investigator", func(q querier) error {
+		err := q.QueryRow(ctx, `INSERT INTO investigators (name, fingerprint, public_key, status, permissions,
 		created_at, created_at_ns) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		pgText(inv.Name), fp, pgText(inv.PublicKey), status, pgText(string(pj)), ts, ns).Scan(&id)
-	if pgCode(err) == codeUniqueViolation {
-		return 0, fmt.Errorf("investigator with fingerprint %s: %w", fp, store.ErrExists)
-	}
+			pgText(inv.Name), fp, pgText(inv.PublicKey), status, pgText(string(pj)), ts, ns).Scan(&id)
+		if pgCode(err) == codeUniqueViolation {
+			return fmt.Errorf("investigator with fingerprint %s: %w", fp, store.ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("create investigator %q: %w", inv.Name, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("create investigator %q: %w", inv.Name, err)
+		return 0, err
 	}
 	return id, nil
 }
@@ -466,12 +472,14 @@ func (s *Store) SetInvestigatorStatus(ctx context.Context, id int64, status stri
 	if err := store.CheckInvestigatorStatus(status); err != nil {
 		return fmt.Errorf("set status of investigator %d: %w", id, err)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE investigators SET status = $1 WHERE id = $2`, status, id)
-	if err != nil {
-		return fmt.Errorf("set status of investigator %d: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("investigator %d: %w", id, store.ErrNotFound)
-	}
-	return nil
+	return s.audited(ctx, "set investigator status", func(q querier) error {
+		tag, err := q.Exec(ctx, `UPDATE investigators SET status = $1 WHERE id = $2`, status, id)
+		if err != nil {
+			return fmt.Errorf("set status of investigator %d: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("investigator %d: %w", id, store.ErrNotFound)
+		}
+		return nil
+	})
 }

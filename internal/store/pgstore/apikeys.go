@@ -24,19 +24,21 @@ func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
 	ets, ens := nullTime(storable(k.ExpireAfter, time.Time{}))
 	rts, rns := nullTime(storable(k.RevokedAt, time.Time{}))
 	uts, uns := nullTime(storable(k.LastUsedAt, time.Time{}))
-	_, err = s.pool.Exec(ctx, `INSERT INTO api_keys (key_id, secret_hash, investigator_id, name, permissions,
+	return s.audited(ctx, "create api key", func(q querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO api_keys (key_id, secret_hash, investigator_id, name, permissions,
 		created_at, created_at_ns, expire_after, expire_after_ns, revoked_at, revoked_at_ns, last_used_at, last_used_at_ns)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		k.KeyID, k.SecretHash, k.InvestigatorID, pgText(k.Name), pgText(string(pj)), cts, cns, ets, ens, rts, rns, uts, uns)
-	switch {
-	case pgCode(err) == codeUniqueViolation:
-		return fmt.Errorf("api key %s: %w", k.KeyID, store.ErrExists)
-	case pgCode(err) == codeForeignKeyViolation:
-		return fmt.Errorf("api key %s: investigator %d: %w", k.KeyID, k.InvestigatorID, store.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("create api key %s: %w", k.KeyID, err)
-	}
-	return nil
+			k.KeyID, k.SecretHash, k.InvestigatorID, pgText(k.Name), pgText(string(pj)), cts, cns, ets, ens, rts, rns, uts, uns)
+		switch {
+		case pgCode(err) == codeUniqueViolation:
+			return fmt.Errorf("api key %s: %w", k.KeyID, store.ErrExists)
+		case pgCode(err) == codeForeignKeyViolation:
+			return fmt.Errorf("api key %s: investigator %d: %w", k.KeyID, k.InvestigatorID, store.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("create api key %s: %w", k.KeyID, err)
+		}
+		return nil
+	})
 }
 
 const apiKeyCols = `key_id, investigator_id, name, permissions, created_at, created_at_ns,
@@ -120,7 +122,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, keyID string, at time.Time) er
 // recorded; ErrNotFound if unknown.
 func (s *Store) TouchAPIKey(ctx context.Context, keyID string, at time.Time) error {
 	ts, ns := splitTime(storable(at, time.Now()))
-	return s.updateAPIKey(ctx, "touch", keyID,
+	return s.updateAPIKey(store.WithoutAudit(ctx), "touch", keyID,
 		`UPDATE api_keys SET last_used_at = $1, last_used_at_ns = $2 WHERE key_id = $3
 		 AND (last_used_at IS NULL OR (last_used_at, last_used_at_ns) < ($1, $2))`,
 		ts, ns, keyID)
@@ -128,24 +130,27 @@ func (s *Store) TouchAPIKey(ctx context.Context, keyID string, at time.Time) err
 
 // updateAPIKey runs an update of one key; when it changes nothing, it
 // tells an unknown key (ErrNotFound) from one already up to date.
-func (s *Store) updateAPIKey(ctx context.Context, verb, keyID, q string, args ...any) error {
+// The audit records of ctx are appended with the update (store.WithAudit).
+func (s *Store) updateAPIKey(ctx context.Context, verb, keyID, query string, args ...any) error {
 	if !validText(keyID) {
 		return fmt.Errorf("api key %q: %w", keyID, store.ErrNotFound)
 	}
-	tag, err := s.pool.Exec(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
-	}
-	if tag.RowsAffected() > 0 {
+	return s.audited(ctx, verb+" api key", func(q querier) error {
+		tag, err := q.Exec(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
+		}
+		if tag.RowsAffected() > 0 {
+			return nil
+		}
+		var one int
+		err = q.QueryRow(ctx, `SELECT 1 FROM api_keys WHERE key_id = $1`, keyID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("api key %q: %w", keyID, store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
+		}
 		return nil
-	}
-	var one int
-	err = s.pool.QueryRow(ctx, `SELECT 1 FROM api_keys WHERE key_id = $1`, keyID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("api key %q: %w", keyID, store.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
-	}
-	return nil
+	})
 }

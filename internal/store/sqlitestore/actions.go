@@ -37,17 +37,19 @@ func (s *Store) CreateAction(ctx context.Context, a *action.Action) error {
 		return fmt.Errorf("create action %d: investigators: %w", a.ID, err)
 	}
 	now := formatTime(time.Now())
-	_, err = s.w.ExecContext(ctx, `INSERT INTO actions (id, body, name, target, validfrom, expireafter, status,
+	return s.audited(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO actions (id, body, name, target, validfrom, expireafter, status,
 		investigators, created_at, starttime, finishtime, lastupdatetime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
-		id, string(body), a.Name, a.Target, formatTime(a.ValidFrom), formatTime(a.ExpireAfter), action.StatusPending,
-		string(ij), now, nullTime(a.StartTime), now)
-	if isUniqueViolation(err) {
-		return fmt.Errorf("action %d: %w", a.ID, store.ErrExists)
-	}
-	if err != nil {
-		return fmt.Errorf("create action %d: %w", a.ID, err)
-	}
-	return nil
+			id, string(body), a.Name, a.Target, formatTime(a.ValidFrom), formatTime(a.ExpireAfter), action.StatusPending,
+			string(ij), now, nullTime(a.StartTime), now)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("action %d: %w", a.ID, store.ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("create action %d: %w", a.ID, err)
+		}
+		return nil
+	})
 }
 
 // actionCols are the actions table's columns, in the order scanAction

@@ -319,14 +319,20 @@ func (s *Store) CreateInvestigator(ctx context.Context, inv action.Investigator)
 	}
 	fp, status, created := inv.Fingerprint, inv.Status, inv.CreatedAt
 	var id int64
-	err = s.w.QueryRowContext(ctx, `INSERT INTO investigators (name, fingerprint, public_key, status, permissions, created_at)
+	err = s.audited(ctx, func(q querier) error {
+		err := q.QueryRowContext(ctx, `INSERT INTO investigators (name, fingerprint, public_key, status, permissions, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-		inv.Name, fp, inv.PublicKey, status, string(pj), formatTime(created)).Scan(&id)
-	if isUniqueViolation(err) {
-		return 0, fmt.Errorf("investigator with fingerprint %s: %w", fp, store.ErrExists)
-	}
+			inv.Name, fp, inv.PublicKey, status, string(pj), formatTime(created)).Scan(&id)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("investigator with fingerprint %s: %w", fp, store.ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("create investigator %q: %w", inv.Name, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("create investigator %q: %w", inv.Name, err)
+		return 0, err
 	}
 	return id, nil
 }
@@ -398,16 +404,18 @@ func (s *Store) SetInvestigatorStatus(ctx context.Context, id int64, status stri
 	if err := store.CheckInvestigatorStatus(status); err != nil {
 		return fmt.Errorf("set status of investigator %d: %w", id, err)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE investigators SET status = ? WHERE id = ?`, status, id)
-	if err != nil {
-		return fmt.Errorf("set status of investigator %d: %w", id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("set status of investigator %d: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("investigator %d: %w", id, store.ErrNotFound)
-	}
-	return nil
+	return s.audited(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `UPDATE investigators SET status = ? WHERE id = ?`, status, id)
+		if err != nil {
+			return fmt.Errorf("set status of investigator %d: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("set status of investigator %d: %w", id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("investigator %d: %w", id, store.ErrNotFound)
+		}
+		return nil
+	})
 }

@@ -19,20 +19,22 @@ func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO api_keys (key_id, secret_hash, investigator_id, name, permissions,
+	return s.audited(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO api_keys (key_id, secret_hash, investigator_id, name, permissions,
 		created_at, expire_after, revoked_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.KeyID, k.SecretHash, k.InvestigatorID, k.Name, string(pj), formatTime(storable(k.CreatedAt, time.Now())),
-		nullTime(storable(k.ExpireAfter, time.Time{})), nullTime(storable(k.RevokedAt, time.Time{})),
-		nullTime(storable(k.LastUsedAt, time.Time{})))
-	switch {
-	case isUniqueViolation(err):
-		return fmt.Errorf("api key %s: %w", k.KeyID, store.ErrExists)
-	case isForeignKeyViolation(err):
-		return fmt.Errorf("api key %s: investigator %d: %w", k.KeyID, k.InvestigatorID, store.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("create api key %s: %w", k.KeyID, err)
-	}
-	return nil
+			k.KeyID, k.SecretHash, k.InvestigatorID, k.Name, string(pj), formatTime(storable(k.CreatedAt, time.Now())),
+			nullTime(storable(k.ExpireAfter, time.Time{})), nullTime(storable(k.RevokedAt, time.Time{})),
+			nullTime(storable(k.LastUsedAt, time.Time{})))
+		switch {
+		case isUniqueViolation(err):
+			return fmt.Errorf("api key %s: %w", k.KeyID, store.ErrExists)
+		case isForeignKeyViolation(err):
+			return fmt.Errorf("api key %s: investigator %d: %w", k.KeyID, k.InvestigatorID, store.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("create api key %s: %w", k.KeyID, err)
+		}
+		return nil
+	})
 }
 
 // isForeignKeyViolation reports whether err is a foreign key failure.
@@ -116,32 +118,35 @@ func (s *Store) RevokeAPIKey(ctx context.Context, keyID string, at time.Time) er
 // recorded; ErrNotFound if unknown.
 func (s *Store) TouchAPIKey(ctx context.Context, keyID string, at time.Time) error {
 	ts := formatTime(storable(at, time.Now()))
-	return s.updateAPIKey(ctx, "touch", keyID,
+	return s.updateAPIKey(store.WithoutAudit(ctx), "touch", keyID,
 		`UPDATE api_keys SET last_used_at = ? WHERE key_id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
 		ts, keyID, ts)
 }
 
 // updateAPIKey runs an update of one key; when it changes nothing, it
 // tells an unknown key (ErrNotFound) from one already up to date.
-func (s *Store) updateAPIKey(ctx context.Context, verb, keyID, q string, args ...any) error {
-	res, err := s.w.ExecContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
-	}
-	if n > 0 {
+// The audit records of ctx are appended with the update (store.WithAudit).
+func (s *Store) updateAPIKey(ctx context.Context, verb, keyID, query string, args ...any) error {
+	return s.audited(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
+		}
+		if n > 0 {
+			return nil
+		}
+		var one int
+		err = q.QueryRowContext(ctx, `SELECT 1 FROM api_keys WHERE key_id = ?`, keyID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("api key %q: %w", keyID, store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
+		}
 		return nil
-	}
-	var one int
-	err = s.w.QueryRowContext(ctx, `SELECT 1 FROM api_keys WHERE key_id = ?`, keyID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("api key %q: %w", keyID, store.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("%s api key %q: %w", verb, keyID, err)
-	}
-	return nil
+	})
 }

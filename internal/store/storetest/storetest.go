@@ -8,7 +8,8 @@
 // ingestion with its acknowledgement rules, exact counters, expiry,
 // redelivery of pending commands, search with paging, concurrent writers in
 // one store and in two stores over one database (two servers), migrations
-// from an empty database by stores opened at once, and reopening a database.
+// from an empty database by stores opened at once, reopening a database, and
+// the hash-chained audit log (one chain under concurrent appends).
 package storetest
 
 import (
@@ -64,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DispatchLeaseTwoInstances", testDispatchLeaseTwoInstances},
 		{"MigrateFromEmpty", testMigrateFromEmpty},
 		{"Reopen", testReopen},
+		{"Audit", testAudit},
+		{"AuditConcurrent", testAuditConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
