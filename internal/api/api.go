@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/module"
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/sign"
@@ -42,7 +43,7 @@ const (
 )
 
 // AllPermissions lists every permission, for administrators.
-var AllPermissions = []string{PermActionCreate, PermActionRead, PermAgentRead, PermInvestigatorAdmin}
+var AllPermissions = []string{PermActionCreate, PermActionRead, PermAgentRead, PermInvestigatorAdmin, PermAuditRead}
 
 // DefaultPermissions are given to an investigator created without any: what
 // investigating takes (launch actions, read them, and see the agents, which
@@ -118,6 +119,7 @@ func New(cfg Config) *API {
 	a.handle("POST /api/v1/investigators/{id}/status", PermInvestigatorAdmin, a.setInvestigatorStatus)
 	a.handle("POST /api/v1/apikeys", "", a.createAPIKey)
 	a.handle("GET /api/v1/apikeys", "", a.listAPIKeys)
+	a.handle("GET /api/v1/audit", "", a.listAudit) // audit.read or investigator.admin
 	a.handle("POST /api/v1/apikeys/{keyid}/revoke", "", a.revokeAPIKey)
 	return a
 }
@@ -362,7 +364,8 @@ func (a *API) createAction(w http.ResponseWriter, r *http.Request) error {
 	act.Status = action.StatusPending
 	act.StartTime = a.cfg.Now().UTC()
 	act.LastUpdateTime = act.StartTime
-	if err := a.cfg.Store.CreateAction(r.Context(), act); err != nil {
+	actx := a.auditCtx(r, audit.KindActionCreate, strconv.FormatUint(act.ID, 10), actionAuditDetails(act, checked, fps))
+	if err := a.cfg.Store.CreateAction(actx, act); err != nil {
 		return fmt.Errorf("action %d: %w", act.ID, err)
 	}
 	inv := requestInvestigator(r)
@@ -373,9 +376,11 @@ func (a *API) createAction(w http.ResponseWriter, r *http.Request) error {
 	// abandoned lease over. It stays inside the request so that the answer
 	// carries the number of commands sent (docs/ARCHITECTURE.md, "Fan-out").
 	dctx := context.WithoutCancel(r.Context())
-	if _, err := a.cfg.Dispatcher.Dispatch(dctx, act); err != nil {
+	n, err := a.cfg.Dispatcher.Dispatch(dctx, act)
+	if err != nil {
 		return err
 	}
+	a.auditLaunch(r, act.ID, n)
 	stored, err := a.cfg.Store.Action(dctx, act.ID)
 	if err != nil {
 		return err
@@ -586,7 +591,9 @@ func (a *API) createInvestigator(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := a.cfg.Store.CreateInvestigator(r.Context(), inv)
+	rec := InvestigatorCreateRecord(inv, auditActor(r))
+	rec.Time = a.cfg.Now()
+	id, err := a.cfg.Store.CreateInvestigator(store.WithAudit(r.Context(), rec), inv)
 	if err != nil {
 		return fmt.Errorf("investigator %s: %w", inv.Fingerprint, err)
 	}
@@ -638,7 +645,15 @@ func (a *API) setInvestigatorStatus(w http.ResponseWriter, r *http.Request) erro
 	if req.Status != action.InvestigatorActive && req.Status != action.InvestigatorDisabled {
 		return badRequest("bad_request", "status %q is neither %q nor %q", req.Status, action.InvestigatorActive, action.InvestigatorDisabled)
 	}
-	if err := a.cfg.Store.SetInvestigatorStatus(r.Context(), id, req.Status); err != nil {
+	kind := audit.KindInvestigatorEnable
+	if req.Status == action.InvestigatorDisabled {
+		kind = audit.KindInvestigatorDisable
+	}
+	details := map[string]string{}
+	if target, err := a.investigatorByID(r.Context(), id); err == nil {
+		details["fingerprint"], details["name"] = target.Fingerprint, target.Name
+	}
+	if err := a.cfg.Store.SetInvestigatorStatus(a.auditCtx(r, kind, strconv.FormatInt(id, 10), details), id, req.Status); err != nil {
 		return fmt.Errorf("investigator %d: %w", id, err)
 	}
 	if _, _, err := a.activeKeyring(r.Context(), true); err != nil {

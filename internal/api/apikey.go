@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/store"
 )
 
@@ -289,7 +291,11 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 	key, keyID, hash := NewAPIKey()
 	k := store.APIKey{APIKey: action.APIKey{KeyID: keyID, InvestigatorID: inv.ID, Name: name, Permissions: perms,
 		CreatedAt: now, ExpireAfter: req.ExpireAfter.UTC()}, SecretHash: hash}
-	if err := a.cfg.Store.CreateAPIKey(r.Context(), k); err != nil {
+	details := map[string]string{"name": name, "permissions": strings.Join(perms, ",")}
+	if !k.ExpireAfter.IsZero() {
+		details["expireafter"] = k.ExpireAfter.Format(time.RFC3339)
+	}
+	if err := a.cfg.Store.CreateAPIKey(a.auditCtx(r, audit.KindAPIKeyCreate, keyID, details), k); err != nil {
 		return fmt.Errorf("api key %s: %w", keyID, err)
 	}
 	a.log.Info("api key created", "apikey", keyID, "name", name, "investigator", inv.Name,
@@ -336,7 +342,8 @@ func (a *API) revokeAPIKey(w http.ResponseWriter, r *http.Request) error {
 		// Someone else's key looks like no key at all.
 		return fmt.Errorf("api key %s: %w", keyID, store.ErrNotFound)
 	}
-	if err := a.cfg.Store.RevokeAPIKey(r.Context(), keyID, a.cfg.Now().UTC()); err != nil {
+	actx := a.auditCtx(r, audit.KindAPIKeyRevoke, keyID, map[string]string{"owner": strconv.FormatInt(k.InvestigatorID, 10)})
+	if err := a.cfg.Store.RevokeAPIKey(actx, keyID, a.cfg.Now().UTC()); err != nil {
 		return fmt.Errorf("api key %s: %w", keyID, err)
 	}
 	a.log.Info("api key revoked", "apikey", keyID, "by", inv.Name)

@@ -17,6 +17,7 @@ import (
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/agent"
 	"github.com/migplatform/mig/internal/api"
+	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/fleet"
 	"github.com/migplatform/mig/internal/relay/dialer"
 	"github.com/migplatform/mig/internal/sign"
@@ -241,7 +242,7 @@ func ensureInvestigator(ctx context.Context, st store.Store, name, pub, fp strin
 		return err
 	}
 	inv.Status = action.InvestigatorActive
-	_, err = st.CreateInvestigator(ctx, inv)
+	_, err = st.CreateInvestigator(store.WithAudit(ctx, api.InvestigatorCreateRecord(inv, audit.ActorServer)), inv)
 	return err
 }
 

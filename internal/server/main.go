@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/api"
+	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/store"
 )
 
 const usage = `usage: mig-server [flags]
@@ -140,6 +142,6 @@ func addInvestigator(ctx context.Context, cfg Config, name, pubFile string, logg
 	if err != nil {
 		return err
 	}
-	_, err = st.CreateInvestigator(ctx, inv)
+	_, err = st.CreateInvestigator(store.WithAudit(ctx, api.InvestigatorCreateRecord(inv, audit.ActorServer)), inv)
 	return err
 }
