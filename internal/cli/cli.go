@@ -61,6 +61,7 @@ var subcommands = []struct{ name, summary string }{
 	{"dashboard", "agents by status and the newest actions"},
 	{"investigator", "mig investigator list | create -name NAME -pubkey FILE [-perm a,b] | disable ID | enable ID"},
 	{"apikey", apikeyUsage},
+	{"audit", auditUsage},
 	{"help", "this help"},
 }
 
@@ -149,6 +150,8 @@ func (r *runner) dispatch(args []string) error {
 		return r.investigatorCmd(rest)
 	case "apikey":
 		return r.apikeyCmd(rest)
+	case "audit":
+		return r.auditCmd(rest)
 	case "scribe":
 		if len(rest) > 0 && rest[0] == "convert" {
 			return r.scribeConvertCmd(rest[1:])
