@@ -1,6 +1,6 @@
 // Package cli is the mig command line: one subcommand per module ("mig file
 // -path /etc -name '^passwd$'"), plus action, results, agents, dashboard,
-// investigator and apikey. It builds, checks, signs and launches actions through package
+// investigator, apikey and audit. It builds, checks, signs and launches actions through package
 // client, follows them while agents answer, and prints results with each
 // module's printer. cmd/mig only calls Main.
 //
