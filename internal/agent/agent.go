@@ -253,7 +253,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, dial relay.Dialer, opts Opt
 	if a.key, err = loadIdentity(cfg.StateDir, log); err != nil {
 		return nil, err
 	}
-	a.id = AgentID(a.key.Public().(ed25519.PublicKey))
+	a.id = action.AgentID(a.key.Public().(ed25519.PublicKey))
 	if opts.MemoryState {
 		a.journal, a.outbox, a.inbox = newMemoryJournal(), newMemoryOutbox(), newMemoryInbox()
 	} else {
@@ -326,7 +326,7 @@ func (a *Agent) receive(kind string, data []byte) {
 	select {
 	case a.msgs <- m:
 	default:
-		a.log.Warn("dropping a relay message: queue full", "kind", kind, "queue", msgQueue)
+		a.log.Warn("dropping a relay message: queue full", "kind", kind, "queue", cap(a.msgs))
 	}
 }
 

@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -43,13 +41,6 @@ var (
 // maxEnrollResponse bounds the server's answer to an enrollment.
 const maxEnrollResponse = 1 << 20
 
-// AgentID returns the agent ID of an Ed25519 public key: the lower-case hex
-// of the first 16 bytes of its SHA-256.
-func AgentID(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:16])
-}
-
 // loadIdentity reads the agent's key from stateDir/agent.key, making one on
 // first start. A key file that does not parse is moved aside and replaced:
 // the agent then has a new identity and enrolls again.
@@ -77,7 +68,7 @@ func loadIdentity(stateDir string, log *slog.Logger) (ed25519.PrivateKey, error)
 	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 		return nil, fmt.Errorf("save agent key: %w", err)
 	}
-	log.Info("made a new agent identity", "agentid", AgentID(key.Public().(ed25519.PublicKey)), "file", path)
+	log.Info("made a new agent identity", "agentid", action.AgentID(key.Public().(ed25519.PublicKey)), "file", path)
 	return key, nil
 }
 

@@ -529,7 +529,7 @@ func (p *platform) newAgent(t *testing.T, o agentOpts) *agentProc {
 		t.Fatal(err)
 	}
 	a := &agentProc{
-		t: t, p: p, exe: exe, dir: state, id: AgentID(pub),
+		t: t, p: p, exe: exe, dir: state, id: action.AgentID(pub),
 		cfgPath: filepath.Join(dir, "agent.json"), logPath: filepath.Join(dir, "agent.log"),
 	}
 	if err := os.WriteFile(a.cfgPath, data, 0o600); err != nil {

@@ -9,10 +9,8 @@ package api
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -677,12 +675,6 @@ type EnrollResponse struct {
 	Relay   relay.Credentials `json:"relay"`
 }
 
-// AgentID derives an agent's ID from its public key.
-func AgentID(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:16])
-}
-
 func (a *API) checkEnrollmentToken(r *http.Request) bool {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
@@ -722,7 +714,7 @@ func (a *API) doEnroll(w http.ResponseWriter, r *http.Request) error {
 	if d := a.cfg.Now().Sub(ts); d > 5*time.Minute || d < -5*time.Minute {
 		return badRequest("bad_request", "time %s is more than 5 minutes from the server's clock", req.Time)
 	}
-	id := AgentID(pub)
+	id := action.AgentID(pub)
 	proof, err := base64.StdEncoding.DecodeString(req.Proof)
 	if err != nil || !ed25519.Verify(pub, []byte("mig-enroll-v1\n"+id+"\n"+req.Time), proof) {
 		return fmt.Errorf("%w: enrollment proof does not verify for agent %s", errUnauthenticated, id)
