@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/atomicfile"
 	"github.com/migplatform/mig/internal/relay"
 )
 
@@ -65,7 +66,7 @@ func loadIdentity(stateDir string, log *slog.Logger) (ed25519.PrivateKey, error)
 	if err != nil {
 		return nil, fmt.Errorf("encode agent key: %w", err)
 	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	if err := atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return nil, fmt.Errorf("save agent key: %w", err)
 	}
 	log.Info("made a new agent identity", "agentid", action.AgentID(key.Public().(ed25519.PublicKey)), "file", path)
@@ -140,7 +141,7 @@ func saveCredentials(stateDir, agentID string, c relay.Credentials) error {
 	if err != nil {
 		return fmt.Errorf("encode credentials: %w", err)
 	}
-	return writeFileAtomic(credPath(stateDir), data)
+	return atomicfile.Write(credPath(stateDir), data, 0o600)
 }
 
 // enrollRequest is the body of POST /enroll.
@@ -253,7 +254,7 @@ func (a *Agent) credentials(ctx context.Context) (relay.Credentials, error) {
 // forgetCredentials drops the kept relay credentials, so that the next
 // connection enrolls again.
 func (a *Agent) forgetCredentials() {
-	if err := removeFile(credPath(a.cfg.StateDir)); err != nil {
+	if err := atomicfile.Remove(credPath(a.cfg.StateDir)); err != nil {
 		a.log.Error("cannot remove relay credentials", "err", err)
 	}
 }

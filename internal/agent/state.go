@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/atomicfile"
 )
 
 // Limits on the state the agent keeps on disk.
@@ -44,68 +44,6 @@ var (
 	// another unexpired action.
 	ErrJournalFull = errors.New("replay journal is full")
 )
-
-// writeFileAtomic writes data to path so that a crash leaves either the old
-// or the new file: temporary file, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	return syncDir(dir)
-}
-
-// removeFile removes path and syncs its directory; a missing file is fine.
-func removeFile(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a directory's entries durable. Windows cannot sync a
-// directory handle; its renames are durable once they return.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
 
 // moveAside moves a state file that does not parse into StateDir/corrupt, so
 // that an operator can look at it and the agent can go on.
@@ -261,7 +199,7 @@ func (j *journal) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("encode journal: %w", err)
 	}
-	return writeFileAtomic(j.path, data)
+	return atomicfile.Write(j.path, data, 0o600)
 }
 
 // outbox keeps results on disk until the server acknowledges them.
@@ -382,7 +320,7 @@ func (o *outbox) put(id uint64, data []byte) error {
 		o.ids[id] = true
 		return nil
 	}
-	if err := writeFileAtomic(filepath.Join(o.dir, fileName(id)), data); err != nil {
+	if err := atomicfile.Write(filepath.Join(o.dir, fileName(id)), data, 0o600); err != nil {
 		return err
 	}
 	o.ids[id] = true
@@ -427,7 +365,7 @@ func (o *outbox) ack(ids []uint64) (int, error) {
 		n++
 	}
 	if n > 0 && o.mem == nil {
-		return n, syncDir(o.dir)
+		return n, atomicfile.SyncDir(o.dir)
 	}
 	return n, nil
 }
@@ -529,7 +467,7 @@ func (in *inbox) add(data []byte) (inboxItem, bool, error) {
 		return inboxItem{data: data}, true, nil
 	}
 	path := filepath.Join(in.dir, fileName(in.next))
-	if err := writeFileAtomic(path, data); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return inboxItem{}, false, err
 	}
 	in.n++
@@ -544,7 +482,7 @@ func (in *inbox) done(it inboxItem) error {
 		in.n--
 		return nil
 	}
-	if err := removeFile(it.path); err != nil {
+	if err := atomicfile.Remove(it.path); err != nil {
 		return err
 	}
 	in.n--

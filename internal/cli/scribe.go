@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
+	"github.com/migplatform/mig/internal/atomicfile"
 	"github.com/migplatform/mig/internal/scribe"
 )
 
@@ -63,7 +63,7 @@ func (r *runner) scribeConvertCmd(args []string) error {
 		if _, err := r.stdout.Write(buf.Bytes()); err != nil {
 			return err
 		}
-	} else if err := writeFileAtomic(out, buf.Bytes()); err != nil {
+	} else if err := atomicfile.Write(out, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("mig scribe convert: %w", err)
 	}
 	if !quiet {
@@ -74,25 +74,4 @@ func (r *runner) scribeConvertCmd(args []string) error {
 	fmt.Fprintf(r.stderr, "%d definitions: %d tests on %d objects, %d checks skipped\n",
 		conv.Definitions, len(conv.Document.Tests), len(conv.Document.Objects), len(conv.Skipped))
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file next to name and renames
-// it over name.
-func writeFileAtomic(name string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
 }

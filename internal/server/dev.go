@@ -17,6 +17,7 @@ import (
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/agent"
 	"github.com/migplatform/mig/internal/api"
+	"github.com/migplatform/mig/internal/atomicfile"
 	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/fleet"
 	"github.com/migplatform/mig/internal/relay/dialer"
@@ -127,7 +128,7 @@ func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Wr
 	aclJSON, _ := json.Marshal(map[string]any{"default": map[string]any{"minimumweight": 1,
 		"investigators": map[string]any{"Dev Investigator": map[string]any{"fingerprint": fp, "weight": 1}}}})
 	// Written for mig-fleet and other agents that join the dev platform.
-	if err := writeFileAtomic(filepath.Join(dir, "acl.json"), aclJSON, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "acl.json"), aclJSON, 0o644); err != nil {
 		return err
 	}
 	var fleetDone chan error
@@ -207,10 +208,10 @@ func ensureDevInvestigator(dir string) (pub []byte, fp string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := writeFileAtomic(privFile, priv, 0o600); err != nil {
+	if err := atomicfile.Write(privFile, priv, 0o600); err != nil {
 		return nil, "", err
 	}
-	if err := writeFileAtomic(pubFile, pub, 0o644); err != nil {
+	if err := atomicfile.Write(pubFile, pub, 0o644); err != nil {
 		return nil, "", err
 	}
 	return pub, fp, nil
@@ -226,7 +227,7 @@ func ensureSecret(path string) (string, error) {
 		return "", err
 	}
 	s := hex.EncodeToString(b[:])
-	return s, writeFileAtomic(path, []byte(s+"\n"), 0o600)
+	return s, atomicfile.Write(path, []byte(s+"\n"), 0o600)
 }
 
 // ensureInvestigator adds an administrator investigator unless their key is
@@ -251,7 +252,7 @@ func ensureInvestigator(ctx context.Context, st store.Store, name, pub, fp strin
 // whether path was written.
 func writeClientConfig(path, devPath string, conf []byte) (bool, error) {
 	prev, _ := os.ReadFile(devPath)
-	if err := writeFileAtomic(devPath, conf, 0o600); err != nil {
+	if err := atomicfile.Write(devPath, conf, 0o600); err != nil {
 		return false, err
 	}
 	cur, err := os.ReadFile(path)
@@ -261,7 +262,7 @@ func writeClientConfig(path, devPath string, conf []byte) (bool, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
-	return true, writeFileAtomic(path, conf, 0o600)
+	return true, atomicfile.Write(path, conf, 0o600)
 }
 
 // startDevFleet prepares n simulated agents for the dev platform. With the

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/migplatform/mig/internal/atomicfile"
 )
 
 // EnsureDevTLS makes, once, a private CA and a server certificate signed by
@@ -88,15 +90,7 @@ func EnsureDevTLS(dir string) (caFile, certFile, keyFile string, err error) {
 
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-	return writeFileAtomic(path, data, mode)
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data, mode)
 }
 
 func fileExists(p string) bool {
