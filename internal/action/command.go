@@ -41,6 +41,9 @@ const (
 	CodeModuleFailed  = "module_failed"  // the module process crashed or returned garbage
 	CodeModuleTimeout = "module_timeout" // the module did not finish in time
 	CodeTooLarge      = "too_large"      // a message was over the size limit
+	// CodeValidityTooLong: expireafter - validfrom is over the agent's
+	// maxvalidity.
+	CodeValidityTooLong = "validity_too_long"
 )
 
 // Command is one action for one agent.

@@ -247,6 +247,10 @@ func NewWithOptions(cfg Config, logger *slog.Logger, dial relay.Dialer, opts Opt
 	} else if a.http, err = httpClient(a.caPEM); err != nil {
 		return nil, fmt.Errorf("%w (ca %s)", err, cfg.CA)
 	}
+	fresh, err := stateDirFresh(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("make statedir %s: %w", cfg.StateDir, err)
 	}
@@ -257,7 +261,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, dial relay.Dialer, opts Opt
 	if opts.MemoryState {
 		a.journal, a.outbox, a.inbox = newMemoryJournal(), newMemoryOutbox(), newMemoryInbox()
 	} else {
-		if a.journal, err = openJournal(cfg.StateDir, log); err != nil {
+		if a.journal, err = openJournal(cfg.StateDir, fresh, a.started, log); err != nil {
 			return nil, err
 		}
 		if err := a.journal.prune(time.Now()); err != nil {

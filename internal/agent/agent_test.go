@@ -163,7 +163,7 @@ func TestAgentRefusals(t *testing.T) {
 		}
 	}
 	// Nothing was journaled: none of these actions ran.
-	j, err := openJournal(a.dir, discard())
+	j, err := openJournal(a.dir, true, time.Now(), discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestAgentResumesInbox(t *testing.T) {
 	id := newID()
 	p.send(t, a.id, id, act)
 	waitUntil(t, "action journaled", func() bool {
-		j, err := openJournal(a.dir, discard())
+		j, err := openJournal(a.dir, true, time.Now(), discard())
 		if err != nil {
 			return false
 		}

@@ -176,6 +176,9 @@ func (a *Agent) check(cmd *action.Command, now time.Time) ([]module.Runner, *ref
 		return nil, &refusal{action.CodeExpired, fmt.Errorf("action %d expired at %s, now is %s",
 			act.ID, act.ExpireAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
 	}
+	if r := a.checkWindow(act); r != nil {
+		return nil, r
+	}
 	if e, ok := a.journal.lookup(act.ID); ok {
 		return nil, &refusal{action.CodeReplay, fmt.Errorf("action %d already ran here as command %d", act.ID, e.Command)}
 	}

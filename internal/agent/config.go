@@ -36,6 +36,17 @@ const (
 	DefaultHeartbeat     = 60 * time.Second
 	DefaultModuleTimeout = 5 * time.Minute
 	DefaultStateDir      = "/var/lib/mig-agent"
+	// DefaultMaxValidity is the longest validity window (expireafter -
+	// validfrom) an agent accepts by default. An action stays replayable
+	// for as long as it is valid wherever the journal cannot speak for it
+	// (a state directory wiped or rolled back to a snapshot), so the
+	// window is bounded. A day covers an investigation launched for
+	// endpoints that come online during the working day (the CLI's
+	// default is 5 minutes) while keeping that exposure to one day.
+	DefaultMaxValidity = 24 * time.Hour
+	// maxMaxValidity bounds the maxvalidity setting: the journal keeps
+	// every action until it expires.
+	maxMaxValidity = 31 * 24 * time.Hour
 	// MaxConfigSize bounds the configuration file and every file it names.
 	MaxConfigSize = 4 << 20
 	maxDuration   = 24 * time.Hour
@@ -84,6 +95,10 @@ type Config struct {
 	Mode string
 	// Name is the agent's name; by default the host name.
 	Name string
+	// MaxValidity is the longest validity window (expireafter -
+	// validfrom) of an action the agent runs; longer ones are refused
+	// (action.CodeValidityTooLong).
+	MaxValidity time.Duration
 }
 
 // configKeys are the keys of the JSON configuration file, in MIG's
@@ -91,7 +106,7 @@ type Config struct {
 var configKeys = []string{
 	"server", "ca", "enrollmenttoken", "statedir", "keyring", "keyringdata",
 	"acl", "acldata", "tags", "heartbeat", "moduletimeout", "maxprocs",
-	"moduleexe", "mode", "name",
+	"moduleexe", "mode", "name", "maxvalidity",
 }
 
 // DefaultConfig returns the configuration every other source starts from.
@@ -100,6 +115,7 @@ func DefaultConfig() Config {
 		StateDir:      DefaultStateDir,
 		Heartbeat:     DefaultHeartbeat,
 		ModuleTimeout: DefaultModuleTimeout,
+		MaxValidity:   DefaultMaxValidity,
 		MaxProcs:      max(1, runtime.NumCPU()/2),
 		Mode:          action.ModeDaemon,
 	}
@@ -249,6 +265,8 @@ func (c *Config) setJSON(key string, raw json.RawMessage) error {
 		return dur(&c.Heartbeat)
 	case "moduletimeout":
 		return dur(&c.ModuleTimeout)
+	case "maxvalidity":
+		return dur(&c.MaxValidity)
 	case "maxprocs":
 		var n int
 		if err := json.Unmarshal(raw, &n); err != nil {
@@ -286,6 +304,7 @@ var envKeys = map[string]string{
 	"MODULE_EXE":       "moduleexe",
 	"MODE":             "mode",
 	"NAME":             "name",
+	"MAX_VALIDITY":     "maxvalidity",
 }
 
 // applyEnv overrides c with the MIG_AGENT_* variables that are set and not
@@ -319,15 +338,18 @@ func (c *Config) setString(key, v string) error {
 		}
 		c.Tags = tags
 		return nil
-	case "heartbeat", "moduletimeout":
+	case "heartbeat", "moduletimeout", "maxvalidity":
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("bad duration %q: %v", v, err)
 		}
-		if key == "heartbeat" {
+		switch key {
+		case "heartbeat":
 			c.Heartbeat = d
-		} else {
+		case "moduletimeout":
 			c.ModuleTimeout = d
+		default:
+			c.MaxValidity = d
 		}
 		return nil
 	case "maxprocs":
@@ -374,6 +396,7 @@ var flagKeys = []struct{ name, key, usage string }{
 	{"heartbeat", "heartbeat", "interval between heartbeats, e.g. 60s"},
 	{"moduletimeout", "moduletimeout", "longest an operation may run, e.g. 5m"},
 	{"maxprocs", "maxprocs", "CPUs the agent and its modules may keep busy"},
+	{"maxvalidity", "maxvalidity", "longest validity window (expireafter - validfrom) of an action the agent runs, e.g. 24h"},
 	{"name", "name", "agent name (default: the host name)"},
 }
 
@@ -450,6 +473,9 @@ func (c Config) Validate() error {
 	}
 	if c.ModuleTimeout <= 0 || c.ModuleTimeout > maxDuration {
 		return bad("moduletimeout %s is not between 0 and %s", c.ModuleTimeout, maxDuration)
+	}
+	if c.MaxValidity <= 0 || c.MaxValidity > maxMaxValidity {
+		return bad("maxvalidity %s is not between 0 and %s", c.MaxValidity, maxMaxValidity)
 	}
 	if c.MaxProcs < 1 {
 		return bad("maxprocs %d is less than 1", c.MaxProcs)

@@ -62,6 +62,7 @@ func TestLoadConfigFile(t *testing.T) {
 		StateDir: "/var/lib/x", Keyring: "/etc/mig/keys.asc", ACLData: `{"default": {"minimumweight": 1}}`,
 		Tags: map[string]string{"operator": "IT"}, Heartbeat: 30 * time.Second, ModuleTimeout: 2 * time.Minute,
 		MaxProcs: 3, ModuleExe: "/usr/bin/mig-agent", Mode: "daemon", Name: "web1",
+		MaxValidity: DefaultMaxValidity,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("loadConfig (-want +got):\n%s", diff)

@@ -15,8 +15,12 @@
 //     CodeUntrusted);
 //  4. the signers' ACL weights reach the minimum of every module of the
 //     action (CodeACLDenied);
-//  5. now is inside [validfrom, expireafter] (CodeNotYetValid, CodeExpired);
-//  6. the action has not run here before (CodeReplay);
+//  5. now is inside [validfrom, expireafter] (CodeNotYetValid, CodeExpired),
+//     and the window is no longer than Config.MaxValidity, a day by default
+//     (CodeValidityTooLong);
+//  6. the action has not run here before (CodeReplay): it is not in the
+//     replay journal, and it is not valid from before the journal's epoch
+//     (see below);
 //  7. the signed target matches the agent's own attributes (CodeNotTargeted);
 //  8. every operation names a known module with valid parameters
 //     (CodeUnknownModule, CodeBadParameters).
@@ -35,10 +39,23 @@
 //
 //	agent.key      the agent's Ed25519 identity (PKCS#8 PEM), made on first start
 //	relay.json     the relay credentials received at enrollment
-//	journal.json   the IDs of the actions that ran, until they expire (replay protection)
+//	journal.json   the IDs of the actions that ran, until they expire (replay protection),
+//	               and the journal's epoch
 //	inbox/         every command received, until it is answered
 //	outbox/        every result, until the server acknowledges it
 //	corrupt/       state files that did not parse, moved aside for an operator
+//
+// The journal's epoch is when it began after an earlier journal was lost.
+// A journal missing at start (while the agent has started here before:
+// relay.json, inbox/, outbox/ or corrupt/ is there), or one that does not
+// parse (moved to corrupt/), cannot say which actions ran, so the agent
+// starts a new one whose epoch is now, writes it at once, and refuses every
+// action valid from before the epoch as a possible replay ("action N is
+// valid from X, before this agent's journal began at Y: possible replay").
+// Any action that ran before the loss was valid from before it, so none runs
+// twice; an action launched after the loss runs. A state directory wiped
+// whole, or rolled back to an older copy, is beyond what the journal can
+// tell: MaxValidity bounds how long such an action stays replayable.
 //
 // A command left in the inbox by a crash is resumed on the next start: if it
 // had started running it is answered failed (CodeModuleFailed, "agent

@@ -67,9 +67,13 @@ type journalEntry struct {
 	ExpireAfter time.Time `json:"expireafter"`
 }
 
-// journalFile is the on-disk shape of the journal.
+// journalFile is the on-disk shape of the journal. Epoch, when set, is when
+// the journal began again after the previous one was lost (see openJournal);
+// a journal without it (a new agent's, or one written before epochs) has
+// lost nothing. An agent that does not know the field ignores it.
 type journalFile struct {
 	V       int            `json:"v"`
+	Epoch   time.Time      `json:"epoch,omitzero"`
 	Entries []journalEntry `json:"entries"`
 }
 
@@ -79,7 +83,11 @@ type journal struct {
 	path string
 	// memory keeps the journal in memory only (Options.MemoryState): it
 	// protects against replays only while the process lives.
-	memory  bool
+	memory bool
+	// epoch, when not zero, is when this journal began after an earlier
+	// one was lost: an action valid from before it may have run here
+	// without the journal knowing, so it is refused (checkWindow).
+	epoch   time.Time
 	mu      sync.Mutex
 	entries map[uint64]journalEntry // by action ID
 }
@@ -89,49 +97,67 @@ func newMemoryJournal() *journal {
 	return &journal{memory: true, entries: map[uint64]journalEntry{}}
 }
 
-// parseJournal decodes a journal file, refusing anything out of shape.
-func parseJournal(data []byte) (map[uint64]journalEntry, error) {
+// parseJournal decodes a journal file, refusing anything out of shape, and
+// returns its entries and its epoch.
+func parseJournal(data []byte) (map[uint64]journalEntry, time.Time, error) {
 	if len(data) > maxJournalSize {
-		return nil, fmt.Errorf("%w: journal is %d bytes, over %d", ErrCorrupt, len(data), maxJournalSize)
+		return nil, time.Time{}, fmt.Errorf("%w: journal is %d bytes, over %d", ErrCorrupt, len(data), maxJournalSize)
 	}
 	var f journalFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("%w: journal: %v", ErrCorrupt, err)
+		return nil, time.Time{}, fmt.Errorf("%w: journal: %v", ErrCorrupt, err)
 	}
 	if f.V != 1 {
-		return nil, fmt.Errorf("%w: journal version %d, want 1", ErrCorrupt, f.V)
+		return nil, time.Time{}, fmt.Errorf("%w: journal version %d, want 1", ErrCorrupt, f.V)
 	}
 	if len(f.Entries) > maxJournalEntries {
-		return nil, fmt.Errorf("%w: journal has %d entries, over %d", ErrCorrupt, len(f.Entries), maxJournalEntries)
+		return nil, time.Time{}, fmt.Errorf("%w: journal has %d entries, over %d", ErrCorrupt, len(f.Entries), maxJournalEntries)
 	}
 	m := make(map[uint64]journalEntry, len(f.Entries))
 	for _, e := range f.Entries {
 		if e.Command == 0 || e.ExpireAfter.IsZero() {
-			return nil, fmt.Errorf("%w: journal entry for action %d has no command or expiry", ErrCorrupt, e.Action)
+			return nil, time.Time{}, fmt.Errorf("%w: journal entry for action %d has no command or expiry", ErrCorrupt, e.Action)
 		}
 		m[e.Action] = e
 	}
-	return m, nil
+	return m, f.Epoch, nil
 }
 
-// openJournal loads the journal at path. A missing file is an empty journal;
-// a corrupt one is moved aside and the journal starts empty.
-func openJournal(stateDir string, log *slog.Logger) (*journal, error) {
+// openJournal loads the journal of stateDir and keeps it on disk from then
+// on. fresh says the state directory was empty or missing at start: a new
+// agent, whose empty journal has lost nothing. Otherwise a missing journal,
+// or a corrupt one (moved aside), was lost: the new journal begins at now
+// (its epoch), and actions valid from before it are refused, since they may
+// have run here already. The epoch is written into the new journal at once,
+// so that it survives a restart; losing that journal too only moves the
+// epoch later.
+func openJournal(stateDir string, fresh bool, now time.Time, log *slog.Logger) (*journal, error) {
 	j := &journal{path: filepath.Join(stateDir, "journal.json"), entries: map[uint64]journalEntry{}}
 	data, err := readFileLimited(j.path, maxJournalSize)
+	if err == nil {
+		var m map[uint64]journalEntry
+		if m, j.epoch, err = parseJournal(data); err == nil {
+			j.entries = m
+			return j, nil
+		}
+	}
 	switch {
+	case errors.Is(err, os.ErrNotExist) && fresh:
 	case errors.Is(err, os.ErrNotExist):
-		return j, nil
-	case err != nil:
+		j.epoch = now.UTC()
+		log.Warn("the replay journal is missing: refusing actions valid from before now, which may have run here",
+			"file", j.path, "epoch", j.epoch.Format(time.RFC3339Nano))
+	default:
 		moveAside(stateDir, j.path, err, log)
-		return j, nil
+		j.epoch = now.UTC()
+		log.Warn("the replay journal was corrupt: refusing actions valid from before now, which may have run here",
+			"file", j.path, "epoch", j.epoch.Format(time.RFC3339Nano))
 	}
-	m, err := parseJournal(data)
-	if err != nil {
-		moveAside(stateDir, j.path, err, log)
-		return j, nil
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.saveLocked(); err != nil {
+		return nil, fmt.Errorf("start the replay journal: %w", err)
 	}
-	j.entries = m
 	return j, nil
 }
 
@@ -190,16 +216,25 @@ func (j *journal) saveLocked() error {
 	if j.memory {
 		return nil
 	}
-	f := journalFile{V: 1, Entries: make([]journalEntry, 0, len(j.entries))}
-	for _, e := range j.entries {
+	data, err := encodeJournal(j.epoch, j.entries)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(j.path, data, 0o600)
+}
+
+// encodeJournal encodes a journal file, entries in order of action ID.
+func encodeJournal(epoch time.Time, entries map[uint64]journalEntry) ([]byte, error) {
+	f := journalFile{V: 1, Epoch: epoch, Entries: make([]journalEntry, 0, len(entries))}
+	for _, e := range entries {
 		f.Entries = append(f.Entries, e)
 	}
 	sort.Slice(f.Entries, func(a, b int) bool { return f.Entries[a].Action < f.Entries[b].Action })
 	data, err := json.Marshal(f)
 	if err != nil {
-		return fmt.Errorf("encode journal: %w", err)
+		return nil, fmt.Errorf("encode journal: %w", err)
 	}
-	return atomicfile.Write(j.path, data, 0o600)
+	return data, nil
 }
 
 // outbox keeps results on disk until the server acknowledges them.

@@ -40,7 +40,7 @@ func corruptFiles(t *testing.T, dir string) []string {
 func TestJournal(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	j, err := openJournal(dir, discard())
+	j, err := openJournal(dir, true, time.Now(), discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestJournal(t *testing.T) {
 	}
 
 	// Reopened, the journal has both; pruned, the long-expired one goes.
-	j2, err := openJournal(dir, discard())
+	j2, err := openJournal(dir, true, time.Now(), discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestJournal(t *testing.T) {
 	if _, ok := j2.lookup(2); ok {
 		t.Errorf("pruned journal still has expired action 2")
 	}
-	j3, _ := openJournal(dir, discard())
+	j3, _ := openJournal(dir, true, time.Now(), discard())
 	if diff := cmp.Diff(map[uint64]journalEntry{1: e1}, j3.entries, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 		t.Errorf("journal on disk after prune (-want +got):\n%s", diff)
 	}
@@ -86,7 +86,7 @@ func TestJournalCorruptMovedAside(t *testing.T) {
 	for _, data := range []string{"{not json", `{"v":2,"entries":[]}`, `{"v":1,"entries":[{"action":1}]}`} {
 		dir := t.TempDir()
 		writeFile(t, dir, "journal.json", data)
-		j, err := openJournal(dir, discard())
+		j, err := openJournal(dir, true, time.Now(), discard())
 		if err != nil {
 			t.Fatalf("openJournal(%q) = %v, want it to go on", data, err)
 		}
@@ -344,8 +344,11 @@ func FuzzJournal(f *testing.F) {
 	f.Add([]byte(`{"v":1,"entries":[]}`))
 	f.Add([]byte(`{"v":1,"entries":[{"action":1}]}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"v":1,"epoch":"2026-12-07T12:00:00.123456789Z","entries":[{"action":1,"command":2,"expireafter":"2030-01-01T00:00:00Z"}]}`))
+	f.Add([]byte(`{"v":1,"epoch":"not a time","entries":[]}`))
+	f.Add([]byte(`{"v":1,"epoch":"0001-01-01T00:00:00Z","entries":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := parseJournal(data)
+		m, epoch, err := parseJournal(data)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("parseJournal error %v does not wrap ErrCorrupt", err)
@@ -356,6 +359,19 @@ func FuzzJournal(f *testing.F) {
 			if e.Action != id || e.Command == 0 || e.ExpireAfter.IsZero() {
 				t.Fatalf("parseJournal accepted entry %+v under %d", e, id)
 			}
+		}
+		// What the agent writes back reads the same: the epoch in
+		// particular is never lost on a save.
+		out, err := encodeJournal(epoch, m)
+		if err != nil {
+			return // a time json cannot encode (year over 9999)
+		}
+		m2, epoch2, err := parseJournal(out)
+		if err != nil {
+			t.Fatalf("parseJournal of its own encoding %s: %v", out, err)
+		}
+		if !epoch2.Equal(epoch) || len(m2) != len(m) {
+			t.Fatalf("round trip: epoch %v entries %d, want %v and %d", epoch2, len(m2), epoch, len(m))
 		}
 	})
 }
