@@ -28,14 +28,13 @@ package acl
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strings"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 // DefaultEntry is the name of the entry that applies to modules without
@@ -96,14 +95,9 @@ func Parse(data []byte) (ACL, error) {
 	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
 		return nil, fmt.Errorf("%w: the ACL must be a JSON object", ErrInvalid)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var a ACL
-	if err := dec.Decode(&a); err != nil {
+	if err := strictjson.Decode(data, &a); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the JSON object", ErrInvalid)
 	}
 	for name, p := range a {
 		for who, inv := range p.Investigators {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 // ProtocolVersion is the version of the messages exchanged between the server
@@ -147,7 +149,7 @@ var moduleNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // data. It does not validate; call Validate.
 func ParseAction(data []byte) (*Action, error) {
 	var a Action
-	if err := decodeStrict(data, &a); err != nil {
+	if err := strictjson.Decode(data, &a); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if a.SyntaxVersion == 0 {

@@ -194,11 +194,7 @@ func (a *Agent) check(cmd *action.Command, now time.Time) ([]module.Runner, *ref
 	for i, op := range act.Operations {
 		_, r, err := module.Parse(op.Module, op.Parameters)
 		if err != nil {
-			code := action.CodeBadParameters
-			if errors.Is(err, module.ErrUnknownModule) {
-				code = action.CodeUnknownModule
-			}
-			return nil, &refusal{code, fmt.Errorf("operation %d: %w", i, err)}
+			return nil, &refusal{module.ErrorCode(err), fmt.Errorf("operation %d: %w", i, err)}
 		}
 		runners[i] = r
 	}

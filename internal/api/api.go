@@ -29,6 +29,7 @@ import (
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/sign"
 	"github.com/migplatform/mig/internal/store"
+	"github.com/migplatform/mig/internal/strictjson"
 	"github.com/migplatform/mig/internal/target"
 )
 
@@ -287,9 +288,7 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func readJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.DecodeReader(r.Body, v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return err
@@ -316,11 +315,7 @@ func CheckAction(a *action.Action) (*action.Checked, error) {
 	}
 	for i, op := range a.Operations {
 		if _, _, err := module.Parse(op.Module, op.Parameters); err != nil {
-			code := action.CodeBadParameters
-			if errors.Is(err, module.ErrUnknownModule) {
-				code = action.CodeUnknownModule
-			}
-			return nil, badRequest(code, "operation %d: %v", i, err)
+			return nil, badRequest(module.ErrorCode(err), "operation %d: %v", i, err)
 		}
 	}
 	if _, err := target.Parse(a.Target); err != nil {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/client"
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 // MaxActionFileSize bounds an action file.
@@ -66,9 +66,7 @@ func ParseActionFile(name string, data []byte) (*action.Action, error) {
 // parseBareOperation wraps one operation object into an action.
 func parseBareOperation(name string, data []byte) (*action.Action, error) {
 	var op action.Operation
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&op); err != nil {
+	if err := strictjson.Decode(data, &op); err != nil {
 		return nil, fmt.Errorf("%w: %s: operation: %s", ErrActionFile, name, jsonErrorAt(name, data, err))
 	}
 	if op.Module == "" {

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/sign"
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 // ConfigEnv is the environment variable naming the configuration file when
@@ -152,13 +152,8 @@ func LoadConfig(path string) (Config, error) {
 // malformed JSON.
 func ParseConfig(data []byte) (Config, error) {
 	var cfg Config
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
+	if err := strictjson.Decode(data, &cfg); err != nil {
 		return Config{}, fmt.Errorf("%w: %s", ErrConfig, describeJSONError(data, err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Config{}, fmt.Errorf("%w: data after the JSON object", ErrConfig)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

@@ -1,9 +1,7 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +13,8 @@ import (
 	"os"
 	"runtime/debug"
 	"time"
+
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 const usage = `usage: mig-fleet [flags]
@@ -79,13 +79,8 @@ func LoadConfigFile(c *Config, path string) error {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	var fc fileConfig
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&fc); err != nil {
+	if err := strictjson.Decode(data, &fc); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: %s: data after the JSON object", ErrConfig, path)
 	}
 	set := func(dst *string, v string) {
 		if v != "" {

@@ -15,6 +15,7 @@ package module
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"sync"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 // Module is one investigation capability.
@@ -121,4 +123,26 @@ func Parse(name string, raw []byte) (Module, Runner, error) {
 // FailResult returns a failed result carrying errs.
 func FailResult(errs ...string) action.Result {
 	return action.Result{Success: false, Errors: errs}
+}
+
+// DecodeParameters decodes a module's JSON parameters into a P strictly
+// (see strictjson.Decode): one JSON object, no unknown keys, keys that match
+// the field names exactly (case matters) and no key twice. Its errors wrap
+// invalid, the module's ErrInvalidParameters, and name the refused key.
+func DecodeParameters[P any](raw []byte, invalid error) (P, error) {
+	var p P
+	if err := strictjson.Decode(raw, &p); err != nil {
+		return p, fmt.Errorf("%w: %w", invalid, err)
+	}
+	return p, nil
+}
+
+// ErrorCode returns the wire code (action.Code*) for an error of Parse:
+// CodeUnknownModule for a module that is not registered, else
+// CodeBadParameters.
+func ErrorCode(err error) string {
+	if errors.Is(err, ErrUnknownModule) {
+		return action.CodeUnknownModule
+	}
+	return action.CodeBadParameters
 }

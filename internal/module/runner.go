@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 // Errors returned by RunChild and RunLocal; test for them with errors.Is.
@@ -158,7 +159,7 @@ func ServeChild(ctx context.Context, name string, stdin io.Reader, stdout, stder
 		return 2
 	}
 	var req Request
-	if err := decodeStrict(data, &req); err != nil {
+	if err := strictjson.Decode(data, &req); err != nil {
 		fmt.Fprintf(stderr, "module %s: malformed request: %v\n", name, err)
 		return 2
 	}
@@ -329,19 +330,7 @@ func decodeResult(data []byte, res *action.Result) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errors.New("it is empty")
 	}
-	return decodeStrict(data, res)
-}
-
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
+	return strictjson.Decode(data, res)
 }
 
 // limitWriter keeps up to max bytes and calls onOverflow once when more

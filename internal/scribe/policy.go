@@ -1,13 +1,13 @@
 package scribe
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strings"
+
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 // Limits on a policy. They bound the work of parsing one from an
@@ -254,7 +254,7 @@ func Parse(data []byte) (*Policy, error) {
 	// document decoded again item by item, to name the object or test at
 	// fault.
 	var doc Document
-	err := decodeStrict(data, &doc)
+	err := strictjson.Decode(data, &doc)
 	if err == nil {
 		if len(doc.Objects) > MaxItems || len(doc.Tests) > MaxItems {
 			return nil, fmt.Errorf("%w: %d objects and %d tests, over the limit of %d each",
@@ -277,18 +277,18 @@ func decodeItems(data []byte) error {
 		Objects   []json.RawMessage `json:"objects"`
 		Tests     []json.RawMessage `json:"tests"`
 	}
-	if err := decodeStrict(data, &raw); err != nil {
+	if err := strictjson.Decode(data, &raw); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
 	}
 	for i, r := range raw.Objects {
 		var o Object
-		if err := decodeStrict(r, &o); err != nil {
+		if err := strictjson.Decode(r, &o); err != nil {
 			return fmt.Errorf("%w: object %s: %w", ErrInvalidPolicy, itemName(r, "object", i), err)
 		}
 	}
 	for i, r := range raw.Tests {
 		var t Test
-		if err := decodeStrict(r, &t); err != nil {
+		if err := strictjson.Decode(r, &t); err != nil {
 			return fmt.Errorf("%w: test %s: %w", ErrInvalidPolicy, itemName(r, "test", i), err)
 		}
 	}
@@ -306,18 +306,6 @@ func itemName(r json.RawMessage, key string, i int) string {
 		}
 	}
 	return fmt.Sprintf("#%d", i+1)
-}
-
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
 }
 
 var variableKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -5,7 +5,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,9 +18,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/relay/natsrelay"
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 // Default ports. They stay clear of the standard ports of NATS (4222),
@@ -180,13 +179,8 @@ func LoadConfigFile(c *Config, path string) error {
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
+	if err := strictjson.Decode(data, c); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("config %s: data after the JSON object", path)
 	}
 	return nil
 }

@@ -40,7 +40,6 @@
 package agentdestroy
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -128,14 +127,9 @@ func (destroyModule) ParseParameters(raw []byte) (module.Runner, error) {
 // ParseParameters decodes and validates the module's parameters, refusing
 // unknown fields. Errors wrap ErrInvalidParameters and name the bad value.
 func ParseParameters(raw []byte) (*Runner, error) {
-	var p Parameters
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidParameters, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the parameters", ErrInvalidParameters)
+	p, err := module.DecodeParameters[Parameters](raw, ErrInvalidParameters)
+	if err != nil {
+		return nil, err
 	}
 	if p.PID <= 1 || p.PID > 1<<22 {
 		return nil, fmt.Errorf("%w: pid %d must be 2 to %d", ErrInvalidParameters, p.PID, 1<<22)

@@ -1,11 +1,8 @@
 package file
 
 import (
-	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"path/filepath"
 	"regexp"
@@ -222,14 +219,9 @@ func (s *search) needsStat() bool {
 // refusing unknown fields, and compiles them into a runner. Every error
 // wraps ErrInvalidParameters and names the search and the bad value.
 func ParseParameters(raw []byte) (module.Runner, error) {
-	var p Parameters
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidParameters, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the parameters", ErrInvalidParameters)
+	p, err := module.DecodeParameters[Parameters](raw, ErrInvalidParameters)
+	if err != nil {
+		return nil, err
 	}
 	r, err := compile(p)
 	if err != nil {

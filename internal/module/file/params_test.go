@@ -73,6 +73,12 @@ func TestParseParametersErrors(t *testing.T) {
 		{"empty label", `{"searches":{"":{"paths":["/"]}}}`, []string{"label is empty"}},
 		{"wrong type", `{"searches":{"x":{"paths":"/"}}}`, []string{"paths"}},
 		{"trailing data", `{"searches":{"x":{"paths":["/"]}}} {}`, []string{"after"}},
+		{"mis-cased key", `{"searches":{"x":{"Paths":["/etc"]}}}`, []string{`"Paths"`, "case-sensitive"}},
+		{"mis-cased top key", `{"Searches":{"x":{"paths":["/"]}}}`, []string{`"Searches"`}},
+		{"long s key", `{"searches":{"x":{"pathſ":["/etc"]}}}`, []string{`"pathſ"`}},
+		{"both cases", `{"searches":{"x":{"paths":["/tmp"],"Paths":["/etc"]}}}`, []string{`"Paths"`}},
+		{"mis-cased option", `{"searches":{"x":{"paths":["/"],"options":{"MaxDepth":1}}}}`, []string{`"MaxDepth"`}},
+		{"duplicate key", `{"searches":{"x":{"paths":["/tmp"],"paths":["/etc"]}}}`, []string{`duplicate key "paths"`}},
 		{"not an object", `[]`, []string{"cannot unmarshal"}},
 	}
 	for _, tt := range tests {

@@ -1,13 +1,13 @@
 package memory
 
 import (
-	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/migplatform/mig/internal/module"
 )
 
 // Parameters are the memory module's JSON parameters: searches by label.
@@ -64,14 +64,9 @@ func (s *search) filters() int    { return len(s.names) + len(s.libs) + s.memFil
 // ParseParameters decodes and validates the module's parameters, refusing
 // unknown fields. Errors wrap ErrInvalidParameters and name the bad value.
 func ParseParameters(raw []byte) (*Runner, error) {
-	var p Parameters
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidParameters, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the parameters", ErrInvalidParameters)
+	p, err := module.DecodeParameters[Parameters](raw, ErrInvalidParameters)
+	if err != nil {
+		return nil, err
 	}
 	return p.compile()
 }

@@ -1,10 +1,7 @@
 package netstat
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -84,14 +81,9 @@ func ParseParameters(raw []byte) (module.Runner, error) {
 }
 
 func parse(raw []byte) (*runner, error) {
-	var p Parameters
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidParameters, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the parameters", ErrInvalidParameters)
+	p, err := module.DecodeParameters[Parameters](raw, ErrInvalidParameters)
+	if err != nil {
+		return nil, err
 	}
 	r, err := compile(p)
 	if err != nil {

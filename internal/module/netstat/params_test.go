@@ -42,6 +42,7 @@ func TestParseParametersErrors(t *testing.T) {
 		{"too many values", `{"connectedip":` + many + `}`, []string{"connectedip", "257 values", "limit of 256"}},
 		{"unknown field", `{"remoteip":["10.0.0.1"]}`, []string{`"remoteip"`}},
 		{"trailing data", `{"listeningport":[22]} {}`, []string{"after"}},
+		{"mis-cased key", `{"ListeningPort":[22]}`, []string{`"ListeningPort"`, "case-sensitive"}},
 		{"not an object", `[]`, []string{"cannot unmarshal"}},
 		{"empty", ``, []string{"EOF"}},
 	}

@@ -50,6 +50,7 @@ func TestParseParametersErrors(t *testing.T) {
 		{"url", `{"destination":"http://example.com/","protocol":"tcp","destinationport":80}`, []string{`"http://example.com/"`}},
 		{"unknown field", `{"destination":"10.0.0.1","protocol":"icmp","ttl":3}`, []string{`"ttl"`}},
 		{"trailing data", `{"destination":"10.0.0.1","protocol":"icmp"} []`, []string{"after"}},
+		{"mis-cased key", `{"destination":"10.0.0.1","Protocol":"icmp"}`, []string{`"Protocol"`, "case-sensitive"}},
 		{"not an object", `"10.0.0.1"`, []string{"cannot unmarshal"}},
 	}
 	for _, tt := range tests {

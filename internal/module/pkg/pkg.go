@@ -103,9 +103,9 @@ type Runner struct {
 // ParseParameters decodes and validates the module's parameters, refusing
 // unknown fields. Errors wrap ErrInvalidParameters and name the bad value.
 func ParseParameters(raw []byte) (*Runner, error) {
-	var p Parameters
-	if err := decodeStrict(raw, &p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidParameters, err)
+	p, err := module.DecodeParameters[Parameters](raw, ErrInvalidParameters)
+	if err != nil {
+		return nil, err
 	}
 	return p.compile()
 }
@@ -148,18 +148,6 @@ func compile(what, s string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("%w: %s regex %q: %w", ErrInvalidParameters, what, s, err)
 	}
 	return re, nil
-}
-
-func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the parameters")
-	}
-	return nil
 }
 
 // Run reads the package databases and returns the matching packages.

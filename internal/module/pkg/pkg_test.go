@@ -185,7 +185,8 @@ func TestParseParametersErrors(t *testing.T) {
 		{`{"pkgmatch":{"matches":["a"]},"extra":1}`, "unknown field"},
 		{`{"pkgmatch":{"matches":[""]}}`, "empty name regex"},
 		{`{"pkgmatch":{"matches":["` + strings.Repeat("a", MaxRegexBytes+1) + `"]}}`, "at most"},
-		{`{"pkgmatch":{"matches":["a"]}} {}`, "trailing data"},
+		{`{"pkgmatch":{"matches":["a"]}} {}`, "data after"},
+		{`{"pkgmatch":{"Matches":["a"]}}`, `"Matches"`},
 		{`[]`, "cannot unmarshal"},
 	} {
 		if _, err := ParseParameters([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidParameters) {

@@ -122,14 +122,9 @@ func ParseParameters(raw []byte) (module.Runner, error) {
 }
 
 func parse(raw []byte) (Parameters, *scribe.Policy, error) {
-	var w wire
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return Parameters{}, nil, fmt.Errorf("%w: %w", ErrInvalidParameters, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Parameters{}, nil, fmt.Errorf("%w: data after the parameters", ErrInvalidParameters)
+	w, err := module.DecodeParameters[wire](raw, ErrInvalidParameters)
+	if err != nil {
+		return Parameters{}, nil, err
 	}
 	bare := w.Variables != nil || w.Objects != nil || w.Tests != nil
 	var doc []byte

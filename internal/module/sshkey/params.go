@@ -1,7 +1,6 @@
 package sshkey
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/module"
 )
 
 // Parameters are the sshkey module's JSON parameters.
@@ -29,14 +29,9 @@ type Runner struct {
 // ParseParameters decodes and validates the module's parameters, refusing
 // unknown fields. Errors wrap ErrInvalidParameters and name the bad value.
 func ParseParameters(raw []byte) (*Runner, error) {
-	var p Parameters
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidParameters, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the parameters", ErrInvalidParameters)
+	p, err := module.DecodeParameters[Parameters](raw, ErrInvalidParameters)
+	if err != nil {
+		return nil, err
 	}
 	return p.compile()
 }

@@ -90,14 +90,9 @@ func (testModule) Name() string    { return Name }
 func (testModule) Summary() string { return "misbehaves on request, for tests" }
 
 func (testModule) ParseParameters(raw []byte) (module.Runner, error) {
-	var p Parameters
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidParameters, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the parameters", ErrInvalidParameters)
+	p, err := module.DecodeParameters[Parameters](raw, ErrInvalidParameters)
+	if err != nil {
+		return nil, err
 	}
 	r := runner{p: p}
 	switch p.Mode {

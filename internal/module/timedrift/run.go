@@ -73,14 +73,9 @@ type Runner struct {
 // ParseParameters decodes and validates the module's parameters, refusing
 // unknown fields. Errors wrap ErrInvalidParameters and name the bad value.
 func ParseParameters(raw []byte) (*Runner, error) {
-	var p Parameters
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidParameters, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the parameters", ErrInvalidParameters)
+	p, err := module.DecodeParameters[Parameters](raw, ErrInvalidParameters)
+	if err != nil {
+		return nil, err
 	}
 	return p.compile()
 }
