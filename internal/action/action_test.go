@@ -246,3 +246,50 @@ func FuzzDecodeMessages(f *testing.F) {
 		_, _ = DecodeAck(data)
 	})
 }
+
+func TestCanonicalRefusesCaseFoldedKeys(t *testing.T) {
+	refused := []string{
+		`{"paths":["/tmp"],"Paths":["/etc"]}`,
+		`{"Paths":["/etc"],"paths":["/tmp"]}`,
+		`{"paths":["/tmp"],"pathſ":["/etc"]}`,
+		`{"pathſ":["/etc"],"PATHS":["/tmp"]}`,
+		`{"key":1,"\u212aey":2}`,
+		`{"searches":{"s1":{"paths":["/tmp"],"Paths":["/etc"]}}}`,
+		`{"a":[{"b":{"x":1,"X":2}}]}`,
+		`{"ǅ":1,"ǆ":2}`, // a title-case letter folds with its lower case
+	}
+	for _, in := range refused {
+		_, err := Canonical([]byte(in))
+		if err == nil || !strings.Contains(err.Error(), "equal when case is ignored") {
+			t.Errorf("Canonical(%s) = %v, want a case-folding error", in, err)
+		}
+	}
+	kept := []string{`{"paths":1,"path":2}`, `{"ab":1,"ba":2}`, `{"s":1,"ss":2,"ß":3}`, `{"k":1,"kk":2}`}
+	for _, in := range kept {
+		if _, err := Canonical([]byte(in)); err != nil {
+			t.Errorf("Canonical(%s) = %v, want nil", in, err)
+		}
+	}
+}
+
+func TestFoldKeyAgreesWithEqualFold(t *testing.T) {
+	keys := []string{"", "a", "A", "k", "K", "\u212a", "s", "S", "ſ", "paths", "Paths", "pathſ", "PATHS", "ß", "ẞ",
+		"ǅ", "ǆ", "Ǆ", "σ", "ς", "Σ", "µ", "μ", "Μ", "i", "I", "İ", "ı", "0", "_", "é", "É", "\ufffd"}
+	for _, a := range keys {
+		for _, b := range keys {
+			if got, want := foldKey(a) == foldKey(b), strings.EqualFold(a, b); got != want {
+				t.Errorf("foldKey(%q) == foldKey(%q) is %v, strings.EqualFold is %v", a, b, got, want)
+			}
+		}
+	}
+}
+
+func FuzzFoldKey(f *testing.F) {
+	f.Add("paths", "pathſ")
+	f.Add("Key", "\u212aey")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got, want := foldKey(a) == foldKey(b), strings.EqualFold(a, b); got != want {
+			t.Fatalf("foldKey(%q) == foldKey(%q) is %v, strings.EqualFold is %v", a, b, got, want)
+		}
+	})
+}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -38,8 +40,11 @@ const MaxJSONDepth = 64
 // Signatures and the platform fields (status, times, counters) are not
 // covered. The encoding is deterministic: two actions that differ in any
 // covered field have different encodings, and whitespace or key order in the
-// action file does not matter. Parameters with duplicate object keys are
-// refused rather than encoded, since two JSON readers could disagree on them.
+// action file does not matter. Parameters with duplicate object keys, or
+// with two keys of one object equal when case is ignored ("paths" and
+// "Paths" or "pathſ"), are refused rather than encoded: encoding/json reads
+// both into one field and the last wins, so whoever could reorder the keys
+// under a valid signature would choose what a module sees.
 func (a *Action) Encoding() ([]byte, error) {
 	if err := a.checkStrings(); err != nil {
 		return nil, err
@@ -138,8 +143,9 @@ func (a *Action) checkStrings() error {
 // whitespace, object members sorted by key (byte order of their UTF-8), strings
 // escaped the same way every time (only '"', '\\' and control characters, as
 // \uXXXX or the short escapes), and numbers kept as their literal text. It
-// refuses invalid JSON, invalid UTF-8, duplicate object keys, nesting deeper
-// than MaxJSONDepth and trailing data.
+// refuses invalid JSON, invalid UTF-8, duplicate object keys (also keys
+// equal under Unicode simple case folding, as strings.EqualFold compares
+// them), nesting deeper than MaxJSONDepth and trailing data.
 func Canonical(raw []byte) ([]byte, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("JSON is not valid UTF-8")
@@ -173,7 +179,7 @@ func canonValue(dec *json.Decoder, b *bytes.Buffer, depth int) error {
 				val []byte
 			}
 			var members []member
-			seen := map[string]bool{}
+			seen := map[string]string{} // folded key -> key
 			for dec.More() {
 				kt, err := dec.Token()
 				if err != nil {
@@ -183,10 +189,14 @@ func canonValue(dec *json.Decoder, b *bytes.Buffer, depth int) error {
 				if !ok {
 					return errors.New("bad JSON: object key is not a string")
 				}
-				if seen[key] {
-					return fmt.Errorf("duplicate object key %q", key)
+				f := foldKey(key)
+				if prev, dup := seen[f]; dup {
+					if prev == key {
+						return fmt.Errorf("duplicate object key %q", key)
+					}
+					return fmt.Errorf("object keys %q and %q are equal when case is ignored: a JSON reader may take either", prev, key)
 				}
-				seen[key] = true
+				seen[f] = key
 				var vb bytes.Buffer
 				if err := canonValue(dec, &vb, depth+1); err != nil {
 					return err
@@ -240,6 +250,36 @@ func canonValue(dec *json.Decoder, b *bytes.Buffer, depth int) error {
 		return fmt.Errorf("bad JSON: unexpected token %v", tok)
 	}
 	return nil
+}
+
+// foldKey maps s to a string that is the same for two strings exactly when
+// strings.EqualFold says they are equal (Unicode simple case folding, which
+// is how encoding/json matches object keys to fields): every rune is
+// replaced by the largest rune of its folding orbit. That is the rune
+// itself for ASCII other than upper case, 'k' (Kelvin sign) and 's' (long
+// s), so most keys are returned as they are.
+func foldKey(s string) string {
+	simple := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') || c == 'k' || c == 's' {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		top := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			top = max(top, f)
+		}
+		b.WriteRune(top)
+	}
+	return b.String()
 }
 
 // writeString writes s as a JSON string in the canonical escaping.
