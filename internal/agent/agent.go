@@ -251,8 +251,8 @@ func NewWithOptions(cfg Config, logger *slog.Logger, dial relay.Dialer, opts Opt
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("make statedir %s: %w", cfg.StateDir, err)
+	if err := checkStatePerms(cfg.StateDir, log); err != nil {
+		return nil, err
 	}
 	if a.key, err = loadIdentity(cfg.StateDir, log); err != nil {
 		return nil, err

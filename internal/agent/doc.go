@@ -35,7 +35,12 @@
 // # State directory
 //
 // Everything the agent keeps lives in Config.StateDir, written atomically
-// (temporary file, fsync, rename, fsync of the directory) with mode 0600:
+// (internal/atomicfile: temporary file, fsync, rename, fsync of the
+// directory) with mode 0600 in directories of mode 0700. At start the agent
+// refuses to run if agent.key or relay.json is open to group or others or
+// owned by another user, or if another user owns the state directory, and
+// closes a state directory open to others (with a warning); a journal that
+// others could write is treated as lost (see perm.go):
 //
 //	agent.key      the agent's Ed25519 identity (PKCS#8 PEM), made on first start
 //	relay.json     the relay credentials received at enrollment

@@ -135,6 +135,9 @@ func openJournal(stateDir string, fresh bool, now time.Time, log *slog.Logger) (
 	j := &journal{path: filepath.Join(stateDir, "journal.json"), entries: map[uint64]journalEntry{}}
 	data, err := readFileLimited(j.path, maxJournalSize)
 	if err == nil {
+		err = journalTampered(j.path)
+	}
+	if err == nil {
 		var m map[uint64]journalEntry
 		if m, j.epoch, err = parseJournal(data); err == nil {
 			j.entries = m
@@ -265,8 +268,8 @@ func parseResultFile(data []byte) (*action.ResultMessage, error) {
 // not parse or whose name does not match their command.
 func openOutbox(stateDir string, log *slog.Logger) (*outbox, error) {
 	o := &outbox{dir: filepath.Join(stateDir, "outbox"), ids: map[uint64]bool{}}
-	if err := os.MkdirAll(o.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("make outbox: %w", err)
+	if err := ensurePrivateDir(o.dir, log); err != nil {
+		return nil, err
 	}
 	names, err := stateFiles(o.dir, stateDir, log)
 	if err != nil {
@@ -442,8 +445,8 @@ type inboxItem struct {
 // first.
 func openInbox(stateDir string, log *slog.Logger) (*inbox, []inboxItem, error) {
 	in := &inbox{dir: filepath.Join(stateDir, "inbox")}
-	if err := os.MkdirAll(in.dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("make inbox: %w", err)
+	if err := ensurePrivateDir(in.dir, log); err != nil {
+		return nil, nil, err
 	}
 	names, err := stateFiles(in.dir, stateDir, log)
 	if err != nil {
