@@ -53,28 +53,9 @@ type DevOptions struct {
 // through the client config, and one local agent that trusts that key. It
 // prints what to run next to out.
 func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Writer) error {
-	home, _ := os.UserHomeDir()
-	if opts.Dir == "" {
-		opts.Dir = filepath.Join(home, ".mig", "dev")
-	}
-	if opts.ClientConfig == "" {
-		opts.ClientConfig = filepath.Join(home, ".migrc")
-	}
-	if opts.APIAddr == "" {
-		opts.APIAddr = DefaultAPIAddr
-	}
-	if opts.RelayAddr == "" {
-		opts.RelayAddr = DefaultRelayAddr
-	}
-	if opts.Heartbeat == 0 {
-		opts.Heartbeat = 30 * time.Second
-	}
-	if opts.ModuleExe == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("find this executable to run modules: %w", err)
-		}
-		opts.ModuleExe = exe
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -110,17 +91,8 @@ func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Wr
 	if err := ensureInvestigator(ctx, srv.Store, "Dev Investigator", string(pubKey), fp); err != nil {
 		return err
 	}
-	clientConf, err := json.MarshalIndent(map[string]any{
-		"api":     map[string]string{"url": srv.APIURL(), "ca": caFile},
-		"signer":  map[string]string{"keyfile": filepath.Join(dir, "investigator.asc")},
-		"targets": map[string]any{"default": "status='online'", "macros": map[string]string{}},
-	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	clientConf = append(clientConf, '\n')
 	devClient := filepath.Join(dir, "client.json")
-	wrote, err := writeClientConfig(opts.ClientConfig, devClient, clientConf)
+	wrote, err := writeDevClientConfig(opts.ClientConfig, devClient, srv.APIURL(), caFile, filepath.Join(dir, "investigator.asc"))
 	if err != nil {
 		return err
 	}
@@ -131,7 +103,6 @@ func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Wr
 	if err := atomicfile.Write(filepath.Join(dir, "acl.json"), aclJSON, 0o644); err != nil {
 		return err
 	}
-	var fleetDone chan error
 	if opts.Agents > 0 {
 		f, err := startDevFleet(ctx, opts.Agents, filepath.Join(dir, "fleet"), srv.APIURL(), caFile, token,
 			string(pubKey), string(aclJSON), logger)
@@ -139,7 +110,7 @@ func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Wr
 			return err
 		}
 		fleetCtx, stopFleet := context.WithCancel(ctx)
-		fleetDone = make(chan error, 1)
+		fleetDone := make(chan error, 1)
 		go func() { fleetDone <- f.Run(fleetCtx) }()
 		defer func() {
 			stopFleet()
@@ -168,6 +139,63 @@ func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Wr
 		go func() { agentDone <- a.Run(ctx) }()
 	}
 
+	printDevBanner(out, opts, srv, dir, fp, devClient, wrote)
+	select {
+	case <-ctx.Done():
+	case err := <-srv.Err():
+		return err
+	}
+	if agentDone != nil {
+		<-agentDone
+	}
+	return nil
+}
+
+// withDefaults fills the options left zero.
+func (opts DevOptions) withDefaults() (DevOptions, error) {
+	home, _ := os.UserHomeDir()
+	if opts.Dir == "" {
+		opts.Dir = filepath.Join(home, ".mig", "dev")
+	}
+	if opts.ClientConfig == "" {
+		opts.ClientConfig = filepath.Join(home, ".migrc")
+	}
+	if opts.APIAddr == "" {
+		opts.APIAddr = DefaultAPIAddr
+	}
+	if opts.RelayAddr == "" {
+		opts.RelayAddr = DefaultRelayAddr
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = 30 * time.Second
+	}
+	if opts.ModuleExe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return opts, fmt.Errorf("find this executable to run modules: %w", err)
+		}
+		opts.ModuleExe = exe
+	}
+	return opts, nil
+}
+
+// writeDevClientConfig writes mig's configuration for the dev platform to
+// devClient, and to path unless path exists and was not written by -dev.
+// It reports whether path was written.
+func writeDevClientConfig(path, devClient, apiURL, caFile, keyFile string) (bool, error) {
+	conf, err := json.MarshalIndent(map[string]any{
+		"api":     map[string]string{"url": apiURL, "ca": caFile},
+		"signer":  map[string]string{"keyfile": keyFile},
+		"targets": map[string]any{"default": "status='online'", "macros": map[string]string{}},
+	}, "", "  ")
+	if err != nil {
+		return false, err
+	}
+	return writeClientConfig(path, devClient, append(conf, '\n'))
+}
+
+// printDevBanner tells the operator what is running and what to try.
+func printDevBanner(out io.Writer, opts DevOptions, srv *Server, dir, fp, devClient string, wrote bool) {
 	fmt.Fprintf(out, "MIG development platform is running.\n")
 	fmt.Fprintf(out, "  API:          %s\n  relay:        %s\n  state:        %s\n", srv.APIURL(), srv.RelayURL(), dir)
 	fmt.Fprintf(out, "  investigator: Dev Investigator, key %s\n", fp)
@@ -180,16 +208,6 @@ func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Wr
 		fmt.Fprintf(out, "  fleet:        %d simulated agents (in-process modules, fixture file trees) in %s\n", opts.Agents, filepath.Join(dir, "fleet"))
 	}
 	fmt.Fprintf(out, "\nFrom another terminal, try:\n  mig agents\n  mig file -path /etc -name '^passwd$'\n  mig file -t local -path /etc -name '^hosts$'\n")
-
-	select {
-	case <-ctx.Done():
-	case err := <-srv.Err():
-		return err
-	}
-	if agentDone != nil {
-		<-agentDone
-	}
-	return nil
 }
 
 // ensureDevInvestigator makes, once, the development investigator's key.
