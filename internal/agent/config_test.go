@@ -212,6 +212,8 @@ func FuzzConfigJSON(f *testing.F) {
 	f.Add([]byte(`{"server":"https://x/api/v1","heartbeat":"1s","tags":{"a":"b"}}`))
 	f.Add([]byte(`{"acldata":{"x":[1,2,3]},"maxprocs":2}`))
 	f.Add([]byte(`{"name":"a","name":"b"}`))
+	f.Add([]byte(`{"maxvalidity":"12h","moduletimeout":"1m"}`))
+	f.Add([]byte(`{"maxvalidity":"-5s"}`))
 	f.Add([]byte(`[`))
 	f.Add([]byte(`{"moduletimeout":"-5m"} x`))
 	f.Fuzz(func(t *testing.T, data []byte) {

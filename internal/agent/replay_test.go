@@ -187,6 +187,18 @@ func TestConfigMaxValidity(t *testing.T) {
 			t.Errorf("maxvalidity %s: %v, want an error naming maxvalidity", bad, err)
 		}
 	}
+	env, err := loadConfig("", func(k string) string {
+		if k == "MIG_AGENT_MAX_VALIDITY" {
+			return "2h"
+		}
+		return ""
+	})
+	if err != nil || env.MaxValidity != 2*time.Hour {
+		t.Errorf("MIG_AGENT_MAX_VALIDITY=2h: %v, %v", env.MaxValidity, err)
+	}
+	if DefaultConfig().MaxValidity != DefaultMaxValidity {
+		t.Errorf("default maxvalidity %v, want %v", DefaultConfig().MaxValidity, DefaultMaxValidity)
+	}
 	c2 := c
 	must(t, c2.setString("maxvalidity", "1h"))
 	if err := c2.Validate(); err != nil || c2.MaxValidity != time.Hour {
