@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"sync"
@@ -67,8 +68,13 @@ func ParseStatCPU(stat []byte) (time.Duration, error) {
 			return 0, fmt.Errorf("stat CPU time %q is not a count of ticks", s)
 		}
 		ticks += n
+		// A duration holds about 292 years: more ticks than that is not a
+		// process's CPU time (and would overflow into a negative one).
+		if ticks < 0 || ticks > (int64(math.MaxInt64/time.Second)-1)*ClockTicks {
+			return 0, fmt.Errorf("stat CPU time of %d+ ticks is out of range", ticks)
+		}
 	}
-	return time.Duration(ticks) * time.Second / ClockTicks, nil
+	return time.Duration(ticks/ClockTicks)*time.Second + time.Duration(ticks%ClockTicks)*time.Second/ClockTicks, nil
 }
 
 // ParseStatusRSS returns VmRSS in KiB from the content of
