@@ -20,25 +20,9 @@ const pageSize = 500
 // maxPublicKeySize bounds the public key file of "investigator create".
 const maxPublicKeySize = 1 << 20
 
-// simpleUsage returns a usage function printing line and the flags of fs.
-func simpleUsage(fs *flag.FlagSet, line string) func(io.Writer) {
-	return func(w io.Writer) {
-		fmt.Fprintf(w, "usage: %s\n\nflags:\n", line)
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-	}
-}
-
 // resultsCmd runs "mig results ID": print the finished commands of an
 // action and its summary.
-func (r *runner) resultsCmd(args []string) error {
-	fs := flag.NewFlagSet("mig results", flag.ContinueOnError)
-	g := &globals{}
-	g.register(fs, []string{flagConfig, flagShow, flagRender, flagVerbose})
-	pos, err := r.parseFlags(fs, args, simpleUsage(fs, "mig results <actionid> [-show found|notfound|all] [-render text|json]"))
-	if err != nil {
-		return err
-	}
+func (r *runner) resultsCmd(g *globals, pos []string) error {
 	if len(pos) != 1 {
 		return usagef("mig results: give one action id (got %d arguments)", len(pos))
 	}
@@ -46,14 +30,7 @@ func (r *runner) resultsCmd(args []string) error {
 	if err != nil || id == 0 {
 		return usagef("mig results: action id %q is not a positive number", pos[0])
 	}
-	if err := g.check(); err != nil {
-		return err
-	}
-	cfg, err := r.loadConfig(g)
-	if err != nil {
-		return err
-	}
-	c, err := client.New(cfg)
+	c, err := r.client(g)
 	if err != nil {
 		return err
 	}
@@ -95,20 +72,7 @@ func (r *runner) resultsCmd(args []string) error {
 }
 
 // agentsCmd runs "mig agents [-t TARGET] [-render text|json]".
-func (r *runner) agentsCmd(args []string) error {
-	fs := flag.NewFlagSet("mig agents", flag.ContinueOnError)
-	g := &globals{}
-	g.register(fs, []string{flagConfig, flagTarget, flagRender, flagVerbose})
-	pos, err := r.parseFlags(fs, args, simpleUsage(fs, "mig agents [-t TARGET] [-render text|json]"))
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("mig agents: unexpected argument %q", pos[0])
-	}
-	if err := g.check(); err != nil {
-		return err
-	}
+func (r *runner) agentsCmd(g *globals, _ []string) error {
 	cfg, err := r.loadTargetConfig(g)
 	if err != nil {
 		return err
@@ -163,25 +127,8 @@ func formatTime(t time.Time) string {
 }
 
 // dashboardCmd runs "mig dashboard".
-func (r *runner) dashboardCmd(args []string) error {
-	fs := flag.NewFlagSet("mig dashboard", flag.ContinueOnError)
-	g := &globals{}
-	g.register(fs, []string{flagConfig, flagRender, flagVerbose})
-	pos, err := r.parseFlags(fs, args, simpleUsage(fs, "mig dashboard [-render text|json]"))
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("mig dashboard: unexpected argument %q", pos[0])
-	}
-	if err := g.check(); err != nil {
-		return err
-	}
-	cfg, err := r.loadConfig(g)
-	if err != nil {
-		return err
-	}
-	c, err := client.New(cfg)
+func (r *runner) dashboardCmd(g *globals, _ []string) error {
+	c, err := r.client(g)
 	if err != nil {
 		return err
 	}
@@ -208,114 +155,93 @@ func (r *runner) dashboardCmd(args []string) error {
 	return writeTable(r.stdout, []string{"ACTION", "NAME", "STATUS", "DONE/SENT", "SUCCESS", "STARTED"}, rows)
 }
 
-// investigatorCmd runs "mig investigator list | create | disable | enable".
-func (r *runner) investigatorCmd(args []string) error {
-	const usageLine = "mig investigator list | create -name NAME -pubkey FILE [-perm a,b] | disable ID | enable ID"
-	if len(args) == 0 {
-		return usagef("usage: %s", usageLine)
-	}
-	verb, args := args[0], args[1:]
-	fs := flag.NewFlagSet("mig investigator "+verb, flag.ContinueOnError)
-	g := &globals{}
-	g.register(fs, []string{flagConfig, flagVerbose})
-	var name, pubkey, perms string
-	switch verb {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprintf(r.stdout, "usage: %s\n", usageLine)
-		return nil
-	case "list":
-		g.register(fs, []string{flagRender})
-	case "create":
-		fs.StringVar(&name, "name", "", "the investigator's `name`")
-		fs.StringVar(&pubkey, "pubkey", "", "`file` with the investigator's armored OpenPGP public key")
-		fs.StringVar(&perms, "perm", "", "comma-separated `permissions` (action.create, action.read, agent.read, investigator.admin; default action.create,action.read,agent.read)")
-	case "disable", "enable":
-	default:
-		return usagef("mig investigator: unknown verb %q; usage: %s", verb, usageLine)
-	}
-	pos, err := r.parseFlags(fs, args, simpleUsage(fs, usageLine))
-	if err != nil {
-		return err
-	}
-	if err := g.check(); err != nil {
-		return err
-	}
-	var id int64
-	switch verb {
-	case "list", "create":
-		if len(pos) > 0 {
-			return usagef("mig investigator %s: unexpected argument %q", verb, pos[0])
-		}
-	default:
-		if len(pos) != 1 {
-			return usagef("mig investigator %s: give one investigator id", verb)
-		}
-		if id, err = strconv.ParseInt(pos[0], 10, 64); err != nil || id <= 0 {
-			return usagef("mig investigator %s: id %q is not a positive number", verb, pos[0])
-		}
-	}
-	var key []byte
-	var permList []string
-	if verb == "create" {
-		if strings.TrimSpace(name) == "" {
-			return usagef("mig investigator create: -name is required")
-		}
-		if pubkey == "" {
-			return usagef("mig investigator create: -pubkey FILE is required")
-		}
-		if key, err = readSmallFile(pubkey, maxPublicKeySize); err != nil {
-			return asUsage(err)
-		}
-		permList = splitList(perms)
-	}
+// client returns a client with the configuration of -c and the logger of
+// -v.
+func (r *runner) client(g *globals) (*client.Client, error) {
 	cfg, err := r.loadConfig(g)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c, err := client.New(cfg)
+	return client.New(cfg)
+}
+
+// investigatorList runs "mig investigator list".
+func (r *runner) investigatorList(g *globals, _ []string) error {
+	c, err := r.client(g)
 	if err != nil {
 		return err
 	}
-	switch verb {
-	case "list":
-		invs, err := c.Investigators(r.ctx)
+	invs, err := c.Investigators(r.ctx)
+	if err != nil {
+		return err
+	}
+	if g.render == RenderJSON {
+		for _, inv := range invs {
+			inv.PublicKey = ""
+			if err := writeJSONLine(r.stdout, inv, fmt.Sprintf("investigator %d", inv.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var rows [][]string
+	for _, inv := range invs {
+		rows = append(rows, []string{strconv.FormatInt(inv.ID, 10), inv.Name, inv.Status,
+			inv.Fingerprint, strings.Join(inv.Permissions, ",")})
+	}
+	return writeTable(r.stdout, []string{"ID", "NAME", "STATUS", "FINGERPRINT", "PERMISSIONS"}, rows)
+}
+
+// investigatorCreateFlags are the flags of "mig investigator create -name
+// NAME -pubkey FILE [-perm a,b]", and its run.
+func investigatorCreateFlags(fs *flag.FlagSet) runFunc {
+	name := fs.String("name", "", "the investigator's `name`")
+	pubkey := fs.String("pubkey", "", "`file` with the investigator's armored OpenPGP public key")
+	perms := fs.String("perm", "", "comma-separated `permissions` (action.create, action.read, agent.read, investigator.admin; default action.create,action.read,agent.read)")
+	return func(r *runner, g *globals, _ []string) error {
+		if strings.TrimSpace(*name) == "" {
+			return usagef("mig investigator create: -name is required")
+		}
+		if *pubkey == "" {
+			return usagef("mig investigator create: -pubkey FILE is required")
+		}
+		key, err := readSmallFile(*pubkey, maxPublicKeySize)
+		if err != nil {
+			return asUsage(err)
+		}
+		c, err := r.client(g)
 		if err != nil {
 			return err
 		}
-		if g.render == RenderJSON {
-			for _, inv := range invs {
-				inv.PublicKey = ""
-				if err := writeJSONLine(r.stdout, inv, fmt.Sprintf("investigator %d", inv.ID)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		var rows [][]string
-		for _, inv := range invs {
-			rows = append(rows, []string{strconv.FormatInt(inv.ID, 10), inv.Name, inv.Status,
-				inv.Fingerprint, strings.Join(inv.Permissions, ",")})
-		}
-		return writeTable(r.stdout, []string{"ID", "NAME", "STATUS", "FINGERPRINT", "PERMISSIONS"}, rows)
-	case "create":
-		inv, err := c.CreateInvestigator(r.ctx, name, string(key), permList)
+		inv, err := c.CreateInvestigator(r.ctx, *name, string(key), splitList(*perms))
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(r.stdout, "investigator %d %q created, key %s, permissions %s\n",
 			inv.ID, inv.Name, inv.Fingerprint, strings.Join(inv.Permissions, ","))
 		return nil
-	case "disable":
-		if err := c.SetInvestigatorStatus(r.ctx, id, action.InvestigatorDisabled); err != nil {
+	}
+}
+
+// investigatorStatusCmd is the run of "mig investigator disable ID" and
+// "mig investigator enable ID" (verb): it sets the investigator's status.
+func investigatorStatusCmd(verb, status string) runFunc {
+	return func(r *runner, g *globals, pos []string) error {
+		if len(pos) != 1 {
+			return usagef("mig investigator %s: give one investigator id", verb)
+		}
+		id, err := strconv.ParseInt(pos[0], 10, 64)
+		if err != nil || id <= 0 {
+			return usagef("mig investigator %s: id %q is not a positive number", verb, pos[0])
+		}
+		c, err := r.client(g)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(r.stdout, "investigator %d disabled\n", id)
-		return nil
-	default:
-		if err := c.SetInvestigatorStatus(r.ctx, id, action.InvestigatorActive); err != nil {
+		if err := c.SetInvestigatorStatus(r.ctx, id, status); err != nil {
 			return err
 		}
-		fmt.Fprintf(r.stdout, "investigator %d enabled\n", id)
+		fmt.Fprintf(r.stdout, "investigator %d %sd\n", id, verb)
 		return nil
 	}
 }

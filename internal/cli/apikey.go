@@ -10,90 +10,33 @@ import (
 	"github.com/migplatform/mig/internal/client"
 )
 
-// apikeyUsage is the usage line of "mig apikey".
-const apikeyUsage = "mig apikey create -name NAME [-perm a,b] [-expire 720h] | list [-all] [-render text|json] | revoke KEYID"
-
-// apikeyCmd runs "mig apikey create | list | revoke": the investigator's API
+// The verbs of "mig apikey" (apikeyVerbs) manage the investigator's API
 // keys, for automation that reads results and agents without an OpenPGP
 // key. Creating one needs the investigator's OpenPGP key; the key is printed
 // once, on stdout, and never again.
-func (r *runner) apikeyCmd(args []string) error {
-	if len(args) == 0 {
-		return usagef("usage: %s", apikeyUsage)
-	}
-	verb, args := args[0], args[1:]
-	fs := flag.NewFlagSet("mig apikey "+verb, flag.ContinueOnError)
-	g := &globals{}
-	g.register(fs, []string{flagConfig, flagVerbose})
-	var name, perms string
-	var expire time.Duration
-	var all bool
-	switch verb {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprintf(r.stdout, "usage: %s\n", apikeyUsage)
-		return nil
-	case "create":
-		fs.StringVar(&name, "name", "", "what the key is for (`name`)")
-		fs.StringVar(&perms, "perm", "", "comma-separated `permissions`, a subset of yours (default action.read,agent.read)")
-		fs.DurationVar(&expire, "expire", 0, "the key stops working after this `duration` (e.g. 720h; default never)")
-	case "list":
-		g.register(fs, []string{flagRender})
-		fs.BoolVar(&all, "all", false, "every investigator's keys (needs investigator.admin)")
-	case "revoke":
-	default:
-		return usagef("mig apikey: unknown verb %q; usage: %s", verb, apikeyUsage)
-	}
-	pos, err := r.parseFlags(fs, args, simpleUsage(fs, apikeyUsage))
-	if err != nil {
-		return err
-	}
-	if err := g.check(); err != nil {
-		return err
-	}
-	var keyID string
-	switch verb {
-	case "create", "list":
-		if len(pos) > 0 {
-			return usagef("mig apikey %s: unexpected argument %q", verb, pos[0])
-		}
-	default:
-		if len(pos) != 1 {
-			return usagef("mig apikey revoke: give one key id")
-		}
-		keyID = strings.TrimPrefix(pos[0], action.APIKeyPrefix)
-		if len(keyID) > action.APIKeyIDLen && keyID[action.APIKeyIDLen] == '_' {
-			// A whole key was given: keep its ID, never print its secret.
-			keyID = keyID[:action.APIKeyIDLen]
-		}
-		if !validKeyID(keyID) {
-			return usagef("mig apikey revoke: key id %q is not 16 lower-case hex digits", keyID)
-		}
-	}
-	var permList []string
-	var expireAfter time.Time
-	if verb == "create" {
-		if strings.TrimSpace(name) == "" {
+
+// apikeyCreateFlags are the flags of "mig apikey create -name NAME [-perm
+// a,b] [-expire 720h]", and its run.
+func apikeyCreateFlags(fs *flag.FlagSet) runFunc {
+	name := fs.String("name", "", "what the key is for (`name`)")
+	perms := fs.String("perm", "", "comma-separated `permissions`, a subset of yours (default action.read,agent.read)")
+	expire := fs.Duration("expire", 0, "the key stops working after this `duration` (e.g. 720h; default never)")
+	return func(r *runner, g *globals, _ []string) error {
+		if strings.TrimSpace(*name) == "" {
 			return usagef("mig apikey create: -name is required")
 		}
-		permList = splitList(perms)
-		if expire < 0 || (expire == 0 && isFlagSet(fs, "expire")) {
-			return usagef("mig apikey create: -expire %s is not a positive duration", expire)
+		if *expire < 0 || (*expire == 0 && isFlagSet(fs, "expire")) {
+			return usagef("mig apikey create: -expire %s is not a positive duration", *expire)
 		}
-		if expire > 0 {
-			expireAfter = r.now().Add(expire).UTC()
+		var expireAfter time.Time
+		if *expire > 0 {
+			expireAfter = r.now().Add(*expire).UTC()
 		}
-	}
-	cfg, err := r.loadConfig(g)
-	if err != nil {
-		return err
-	}
-	c, err := client.New(cfg)
-	if err != nil {
-		return err
-	}
-	switch verb {
-	case "create":
-		nk, err := c.CreateAPIKey(r.ctx, name, permList, expireAfter)
+		c, err := r.client(g)
+		if err != nil {
+			return err
+		}
+		nk, err := c.CreateAPIKey(r.ctx, *name, splitList(*perms), expireAfter)
 		if err != nil {
 			return err
 		}
@@ -107,8 +50,19 @@ func (r *runner) apikeyCmd(args []string) error {
 		fmt.Fprintf(r.stderr, "API key %s %q created, permissions %s, %s.\nStore it now: it is not shown again. Use it with \"apikey\" in the configuration or $%s.\n",
 			nk.APIKey.KeyID, nk.APIKey.Name, strings.Join(nk.APIKey.Permissions, ","), exp, client.APIKeyEnv)
 		return nil
-	case "list":
-		keys, err := c.APIKeys(r.ctx, all)
+	}
+}
+
+// apikeyListFlags are the flags of "mig apikey list [-all] [-render
+// text|json]", and its run.
+func apikeyListFlags(fs *flag.FlagSet) runFunc {
+	all := fs.Bool("all", false, "every investigator's keys (needs investigator.admin)")
+	return func(r *runner, g *globals, _ []string) error {
+		c, err := r.client(g)
+		if err != nil {
+			return err
+		}
+		keys, err := c.APIKeys(r.ctx, *all)
 		if err != nil {
 			return err
 		}
@@ -127,14 +81,32 @@ func (r *runner) apikeyCmd(args []string) error {
 				strings.Join(k.Permissions, ","), formatTime(k.CreatedAt), formatTime(k.ExpireAfter), formatTime(k.LastUsedAt)})
 		}
 		return writeTable(r.stdout, []string{"KEYID", "NAME", "INVESTIGATOR", "STATUS", "PERMISSIONS", "CREATED", "EXPIRES", "LAST USED"}, rows)
-	default:
-		k, err := c.RevokeAPIKey(r.ctx, keyID)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(r.stdout, "API key %s %q revoked\n", k.KeyID, k.Name)
-		return nil
 	}
+}
+
+// apikeyRevoke runs "mig apikey revoke KEYID". A whole key is accepted too:
+// its ID is kept and its secret never printed.
+func (r *runner) apikeyRevoke(g *globals, pos []string) error {
+	if len(pos) != 1 {
+		return usagef("mig apikey revoke: give one key id")
+	}
+	keyID := strings.TrimPrefix(pos[0], action.APIKeyPrefix)
+	if len(keyID) > action.APIKeyIDLen && keyID[action.APIKeyIDLen] == '_' {
+		keyID = keyID[:action.APIKeyIDLen]
+	}
+	if !validKeyID(keyID) {
+		return usagef("mig apikey revoke: key id %q is not 16 lower-case hex digits", keyID)
+	}
+	c, err := r.client(g)
+	if err != nil {
+		return err
+	}
+	k, err := c.RevokeAPIKey(r.ctx, keyID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.stdout, "API key %s %q revoked\n", k.KeyID, k.Name)
+	return nil
 }
 
 // apiKeyStatus says whether a key works at now.

@@ -15,97 +15,80 @@ import (
 	"github.com/migplatform/mig/internal/client"
 )
 
-// auditUsage is the usage line of "mig audit".
-const auditUsage = "mig audit [-after SEQ] [-render text|json] [-export FILE] | verify [-file FILE] [-head SEQ:HASH]"
-
 // AuditStateEnv names the file where "mig audit verify" remembers the
 // newest head it verified of each server; default ~/.mig/audit-heads.json.
 const AuditStateEnv = "MIG_AUDIT_STATE"
 
-// auditCmd runs "mig audit" (print the server's audit log, or export it to
-// a file) and "mig audit verify" (check a log's hash chain, from the server
-// or from an export file, offline).
+// "mig audit" prints the server's audit log, or exports it to a file;
+// "mig audit verify" checks a log's hash chain, from the server or from an
+// export file, offline.
 //
 // Verifying a server's log remembers its head (sequence number and hash)
 // in the state file, 0600, and every later verification checks that the
 // log still holds that entry unchanged: this catches a log whose newest
 // entries were deleted, or that was rewritten up to that entry, which the
 // chain alone cannot show. A file is checked against -head when given.
-func (r *runner) auditCmd(args []string) error {
-	verb := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		verb, args = args[0], args[1:]
-	}
-	fs := flag.NewFlagSet("mig audit "+verb, flag.ContinueOnError)
-	g := &globals{}
-	g.register(fs, []string{flagConfig, flagVerbose})
-	var after uint64
-	var export, file, headFlag string
-	switch verb {
-	case "help":
-		fmt.Fprintf(r.stdout, "usage: %s\n", auditUsage)
-		return nil
-	case "":
-		g.register(fs, []string{flagRender})
-		fs.Uint64Var(&after, "after", 0, "print the entries after this sequence `number`")
-		fs.StringVar(&export, "export", "", "write the whole log to `file` (one JSON entry a line) and verify it")
-	case "verify":
-		fs.StringVar(&file, "file", "", "verify this export `file` instead of the server's log")
-		fs.StringVar(&headFlag, "head", "", "also check that the log holds this `SEQ:HASH` (a head verified before)")
-	default:
-		return usagef("mig audit: unknown verb %q; usage: %s", verb, auditUsage)
-	}
-	pos, err := r.parseFlags(fs, args, simpleUsage(fs, auditUsage))
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("mig audit %s: unexpected argument %q", verb, pos[0])
-	}
-	if err := g.check(); err != nil {
-		return err
-	}
-	var expect audit.Head
-	if headFlag != "" {
-		if expect, err = audit.ParseHead(headFlag); err != nil {
-			return asUsage(err)
+
+// auditFlags are the flags of "mig audit [-after SEQ] [-render text|json]
+// [-export FILE]", and its run.
+func auditFlags(fs *flag.FlagSet) runFunc {
+	after := fs.Uint64("after", 0, "print the entries after this sequence `number`")
+	export := fs.String("export", "", "write the whole log to `file` (one JSON entry a line) and verify it")
+	return func(r *runner, g *globals, _ []string) error {
+		if *export != "" && *after != 0 {
+			return usagef("mig audit: -export writes the whole log; it does not take -after")
 		}
-	}
-	if export != "" && after != 0 {
-		return usagef("mig audit: -export writes the whole log; it does not take -after")
-	}
-	if verb == "verify" && file != "" {
-		return r.verifyAuditFile(file, expect)
-	}
-	cfg, err := r.loadConfig(g)
-	if err != nil {
-		return err
-	}
-	c, err := client.New(cfg)
-	if err != nil {
-		return err
-	}
-	switch {
-	case verb == "verify":
-		return r.verifyAuditServer(c, cfg.API.URL, expect)
-	case export != "":
-		return r.exportAudit(c, export)
-	}
-	var rows [][]string
-	err = c.EachAuditEntry(r.ctx, after, func(e audit.Entry) error {
+		c, err := r.client(g)
+		if err != nil {
+			return err
+		}
+		if *export != "" {
+			return r.exportAudit(c, *export)
+		}
+		var rows [][]string
+		err = c.EachAuditEntry(r.ctx, *after, func(e audit.Entry) error {
+			if g.render == RenderJSON {
+				return writeJSONLine(r.stdout, e, fmt.Sprintf("audit entry %d", e.Seq))
+			}
+			rows = append(rows, []string{fmt.Sprint(e.Seq), formatTime(e.Time), e.Actor, e.Kind, e.Object, auditDetails(e.Details)})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		if g.render == RenderJSON {
-			return writeJSONLine(r.stdout, e, fmt.Sprintf("audit entry %d", e.Seq))
+			return nil
 		}
-		rows = append(rows, []string{fmt.Sprint(e.Seq), formatTime(e.Time), e.Actor, e.Kind, e.Object, auditDetails(e.Details)})
-		return nil
-	})
-	if err != nil {
-		return err
+		return writeTable(r.stdout, []string{"SEQ", "TIME", "ACTOR", "KIND", "OBJECT", "DETAILS"}, rows)
 	}
-	if g.render == RenderJSON {
-		return nil
+}
+
+// auditVerifyFlags are the flags of "mig audit verify [-file FILE] [-head
+// SEQ:HASH]", and its run.
+func auditVerifyFlags(fs *flag.FlagSet) runFunc {
+	file := fs.String("file", "", "verify this export `file` instead of the server's log")
+	headFlag := fs.String("head", "", "also check that the log holds this `SEQ:HASH` (a head verified before)")
+	return func(r *runner, g *globals, _ []string) error {
+		var expect audit.Head
+		if *headFlag != "" {
+			var err error
+			if expect, err = audit.ParseHead(*headFlag); err != nil {
+				return asUsage(err)
+			}
+		}
+		if *file != "" {
+			return r.verifyAuditFile(*file, expect)
+		}
+		cfg, err := r.loadConfig(g)
+		if err != nil {
+			return err
+		}
+		c, err := client.New(cfg)
+		if err != nil {
+			return err
+		}
+		return r.verifyAuditServer(c, cfg.API.URL, expect)
 	}
-	return writeTable(r.stdout, []string{"SEQ", "TIME", "ACTOR", "KIND", "OBJECT", "DETAILS"}, rows)
 }
 
 // auditDetails prints details as key=value in key order, quoting values

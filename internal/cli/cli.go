@@ -1,6 +1,8 @@
 // Package cli is the mig command line: one subcommand per module ("mig file
-// -path /etc -name '^passwd$'"), plus action, results, agents, dashboard,
-// investigator, apikey and audit. It builds, checks, signs and launches actions through package
+// -path /etc -name '^passwd$'"), plus the subcommands of one table
+// (commands, in commands.go: action, results, agents, dashboard,
+// investigator, apikey, audit, scribe convert), from which dispatch and
+// help come. It builds, checks, signs and launches actions through package
 // client, follows them while agents answer, and prints results with each
 // module's printer. cmd/mig only calls Main.
 //
@@ -52,18 +54,6 @@ const DefaultExpiration = 300 * time.Second
 // followGrace is how long mig keeps following an action after it expired,
 // for the server to mark the remaining commands expired.
 const followGrace = 2 * time.Minute
-
-// subcommands lists the subcommands that are not modules, with a summary.
-var subcommands = []struct{ name, summary string }{
-	{"action", "launch an action file: mig action -i FILE [-s] [-o FILE] [-p]"},
-	{"results", "print the results of an action: mig results ID [-show found|notfound|all] [-render text|json]"},
-	{"agents", "list agents: mig agents [-t TARGET] [-render text|json]"},
-	{"dashboard", "agents by status and the newest actions"},
-	{"investigator", "mig investigator list | create -name NAME -pubkey FILE [-perm a,b] | disable ID | enable ID"},
-	{"apikey", apikeyUsage},
-	{"audit", auditUsage},
-	{"help", "this help"},
-}
 
 // errInterrupted is returned when ctx ended while following an action.
 var errInterrupted = errors.New("interrupted")
@@ -128,48 +118,28 @@ func (r *runner) main(args []string) int {
 	}
 }
 
+// dispatch runs the subcommand (the table commands) or module args[0]
+// names.
 func (r *runner) dispatch(args []string) error {
 	if len(args) == 0 {
 		r.usage(r.stderr)
 		return usagef("no subcommand or module given")
 	}
 	name, rest := args[0], args[1:]
-	switch name {
-	case "help", "-h", "-help", "--help":
+	if isHelp(name) {
 		r.usage(r.stdout)
 		return nil
-	case "action":
-		return r.actionCmd(rest)
-	case "results":
-		return r.resultsCmd(rest)
-	case "agents":
-		return r.agentsCmd(rest)
-	case "dashboard":
-		return r.dashboardCmd(rest)
-	case "investigator":
-		return r.investigatorCmd(rest)
-	case "apikey":
-		return r.apikeyCmd(rest)
-	case "audit":
-		return r.auditCmd(rest)
-	case "scribe":
-		if len(rest) > 0 && rest[0] == "convert" {
-			return r.scribeConvertCmd(rest[1:])
+	}
+	if c := lookupCommand(commands, name); c != nil {
+		if !c.moduleVerbs || (len(rest) > 0 && lookupCommand(c.verbs, rest[0]) != nil) {
+			return c.exec(r, "mig "+name, rest)
 		}
 	}
 	if m, ok := module.Lookup(name); ok {
 		return r.moduleCmd(m, rest)
 	}
 	return usagef("unknown subcommand or module %q; subcommands: %s; modules: %s",
-		name, strings.Join(subcommandNames(), ", "), strings.Join(module.Names(), ", "))
-}
-
-func subcommandNames() []string {
-	var n []string
-	for _, s := range subcommands {
-		n = append(n, s.name)
-	}
-	return n
+		name, strings.Join(commandNames(), ", "), strings.Join(module.Names(), ", "))
 }
 
 // usage writes the general help: subcommands, modules and global flags.
@@ -183,12 +153,8 @@ func (r *runner) usage(w io.Writer) {
 		fmt.Fprintf(tw, "  %s\t%s\n", n, m.Summary())
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nsubcommands:\n")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, s := range subcommands {
-		fmt.Fprintf(tw, "  %s\t%s\n", s.name, s.summary)
-	}
-	tw.Flush()
+	fmt.Fprintf(w, "\nsubcommands (mig <subcommand> -h lists its flags):\n")
+	writeCommands(w, "", commands)
 	fmt.Fprintf(w, "\nglobal flags:\n")
 	fs := flag.NewFlagSet("mig", flag.ContinueOnError)
 	var g globals
@@ -397,6 +363,10 @@ func moduleUsage(w io.Writer, m module.Module, fs *flag.FlagSet, modFlags map[st
 	printSome(w, fs, func(n string) bool { return modFlags[n] })
 	fmt.Fprintf(w, "\nglobal flags:\n")
 	printSome(w, fs, func(n string) bool { return !modFlags[n] })
+	if c := lookupCommand(commands, m.Name()); c != nil && c.moduleVerbs {
+		fmt.Fprintf(w, "\nverbs:\n")
+		writeCommands(w, "mig "+m.Name(), c.verbs)
+	}
 	for _, s := range g.shadowed {
 		fmt.Fprintf(w, "\nnote: -%s is a flag of %s here; the global -%s is not available with mig %s\n", s, m.Name(), s, m.Name())
 	}

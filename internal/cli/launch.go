@@ -99,21 +99,7 @@ func (r *runner) loadTargetConfig(g *globals) (client.Config, error) {
 }
 
 // actionCmd runs "mig action -i FILE [-s] [-o FILE] [-p]".
-func (r *runner) actionCmd(args []string) error {
-	fs := flag.NewFlagSet("mig action", flag.ContinueOnError)
-	g := &globals{}
-	g.register(fs, allGlobals)
-	pos, err := r.parseFlags(fs, args, func(w io.Writer) {
-		fmt.Fprintf(w, "usage: mig action -i FILE [-s] [-o FILE] [-p] [global flags]\n\n"+
-			"Launch the action in FILE: a MIG action file (signed or not) or a bare operation\n"+
-			"{\"module\": ..., \"parameters\": ...}. With -s, add your signature and write the\n"+
-			"action out without launching, for a second investigator to sign and launch.\n\nflags:\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-	})
-	if err != nil {
-		return err
-	}
+func (r *runner) actionCmd(g *globals, pos []string) error {
 	if g.input == "" && len(pos) == 1 {
 		g.input, pos = pos[0], nil
 	}
@@ -122,9 +108,6 @@ func (r *runner) actionCmd(args []string) error {
 	}
 	if g.input == "" {
 		return usagef("mig action: give the action file with -i FILE")
-	}
-	if err := g.check(); err != nil {
-		return err
 	}
 	return r.launchFile(g)
 }

@@ -5,35 +5,25 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/migplatform/mig/internal/atomicfile"
 	"github.com/migplatform/mig/internal/scribe"
 )
 
-// scribeConvertCmd runs "mig scribe convert -i oval.xml [-o policy.json]":
-// it converts OVAL definitions into a Scribe policy, written to -o (or
-// stdout), and reports what it skipped on stderr.
-func (r *runner) scribeConvertCmd(args []string) error {
-	fs := flag.NewFlagSet("mig scribe convert", flag.ContinueOnError)
-	var in, out string
-	var quiet bool
-	fs.StringVar(&in, "i", "", "the OVAL definitions `file` (XML) to convert")
-	fs.StringVar(&out, "o", "", "write the policy to `file` instead of stdout")
-	fs.BoolVar(&quiet, "q", false, "do not list what was skipped")
-	pos, err := r.parseFlags(fs, args, func(w io.Writer) {
-		fmt.Fprintf(w, "usage: mig scribe convert -i oval.xml [-o policy.json] [-q]\n\n"+
-			"Convert Ubuntu or Red Hat OVAL definitions into a Scribe policy for\n"+
-			"mig scribe -path policy.json: one evr test per vulnerable package and fixed\n"+
-			"version, with the advisory, CVEs and affected release, depending on the\n"+
-			"release checks of the definition.\n\nflags:\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-	})
-	if err != nil {
-		return err
+// scribeConvertFlags are the flags of "mig scribe convert -i oval.xml [-o
+// policy.json]", and its run: it converts OVAL definitions into a Scribe
+// policy, written to -o (or stdout), and reports what it skipped on stderr.
+func scribeConvertFlags(fs *flag.FlagSet) runFunc {
+	in := fs.String("i", "", "the OVAL definitions `file` (XML) to convert")
+	out := fs.String("o", "", "write the policy to `file` instead of stdout")
+	quiet := fs.Bool("q", false, "do not list what was skipped")
+	return func(r *runner, _ *globals, pos []string) error {
+		return r.scribeConvert(*in, *out, *quiet, pos)
 	}
+}
+
+func (r *runner) scribeConvert(in, out string, quiet bool, pos []string) error {
 	if in == "" && len(pos) == 1 {
 		in, pos = pos[0], nil
 	}
