@@ -5,17 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/module/moduletest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func debugSetting(k, v string) debug.BuildSetting { return debug.BuildSetting{Key: k, Value: v} }
 
@@ -72,19 +69,7 @@ func TestPrintResultGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden := filepath.Join("testdata", "printresult.golden")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got.String() != string(want) {
-		t.Errorf("PrintResult printed\n%s\nwant (%s)\n%s", got.String(), golden, want)
-	}
+	moduletest.Golden(t, "printresult.golden", got.Bytes())
 }
 
 func FuzzParseParameters(f *testing.F) {

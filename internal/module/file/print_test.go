@@ -3,9 +3,6 @@ package file_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,9 +10,8 @@ import (
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
 	"github.com/migplatform/mig/internal/module/file"
+	"github.com/migplatform/mig/internal/module/moduletest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func TestPrintResultGolden(t *testing.T) {
 	m, ok := module.Lookup(file.Name)
@@ -59,19 +55,7 @@ func TestPrintResultGolden(t *testing.T) {
 			t.Fatalf("PrintResult: %v", err)
 		}
 	}
-	golden := filepath.Join("testdata", "printresult.golden")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got.String() != string(want) {
-		t.Errorf("PrintResult printed\n%s\nwant (%s)\n%s", got.String(), golden, want)
-	}
+	moduletest.Golden(t, "printresult.golden", got.Bytes())
 }
 
 func TestFlags(t *testing.T) {
@@ -132,25 +116,9 @@ func TestFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := flag.NewFlagSet("file", flag.ContinueOnError)
-			build := m.SetFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatalf("Parse(%q): %v", tt.args, err)
-			}
-			raw, err := build()
-			if tt.wantErr != nil {
-				if err == nil {
-					t.Fatalf("build() = %s, want an error", raw)
-				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("build() error = %q, want it to contain %q", err, w)
-					}
-				}
+			raw := moduletest.Build(t, m, tt.args, tt.wantErr)
+			if raw == nil {
 				return
-			}
-			if err != nil {
-				t.Fatalf("build() error = %v", err)
 			}
 			got, err := action.Canonical(raw)
 			if err != nil {

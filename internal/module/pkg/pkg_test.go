@@ -15,10 +15,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/module/moduletest"
 	"github.com/migplatform/mig/internal/pkgdb"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
@@ -212,19 +211,7 @@ func TestPrintResultGolden(t *testing.T) {
 	if err := m.PrintResult(&got, "db2.example.net", action.Result{Success: true}); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "printresult.golden")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got.String() != string(want) {
-		t.Errorf("PrintResult printed\n%s\nwant (%s)\n%s", got.String(), golden, want)
-	}
+	moduletest.Golden(t, "printresult.golden", got.Bytes())
 }
 
 func FuzzParseParameters(f *testing.F) {

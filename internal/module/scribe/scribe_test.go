@@ -5,22 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/module/moduletest"
 	"github.com/migplatform/mig/internal/pkgdb"
 	"github.com/migplatform/mig/internal/scribe"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // seedPolicy is the libnss3 policy of the seed documents, as written.
 const seedPolicy = `{
@@ -77,25 +73,9 @@ func TestFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := flag.NewFlagSet("scribe", flag.ContinueOnError)
-			build := m.SetFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatalf("Parse(%q): %v", tt.args, err)
-			}
-			raw, err := build()
-			if tt.wantErr != nil {
-				if err == nil {
-					t.Fatalf("build() = %s, want an error", raw)
-				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("build() error = %q, want it to contain %q", err, w)
-					}
-				}
+			raw := moduletest.Build(t, m, tt.args, tt.wantErr)
+			if raw == nil {
 				return
-			}
-			if err != nil {
-				t.Fatalf("build() error = %v", err)
 			}
 			var fields map[string]json.RawMessage
 			if err := json.Unmarshal(raw, &fields); err != nil {
@@ -310,19 +290,7 @@ func TestPrintResultGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden := filepath.Join("testdata", "printresult.golden")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got.String()); diff != "" {
-		t.Errorf("PrintResult differs from %s (-want +got):\n%s", golden, diff)
-	}
+	moduletest.Golden(t, "printresult.golden", got.Bytes())
 	var empty bytes.Buffer
 	if err := m.PrintResult(&empty, "a", action.Result{Success: true}); err != nil || empty.Len() != 0 {
 		t.Errorf("PrintResult(no elements) = %q, %v; want nothing", empty.String(), err)

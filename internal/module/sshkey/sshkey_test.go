@@ -13,9 +13,8 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/module/moduletest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func keygen(t *testing.T, args ...string) {
 	t.Helper()
@@ -225,19 +224,7 @@ func TestPrintResultGolden(t *testing.T) {
 	if err := m.PrintResult(&got, "web1.example.net", action.Result{FoundAnything: true, Success: true, Elements: el}); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "printresult.golden")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got.String() != string(want) {
-		t.Errorf("PrintResult printed\n%s\nwant (%s)\n%s", got.String(), golden, want)
-	}
+	moduletest.Golden(t, "printresult.golden", got.Bytes())
 }
 
 func FuzzParseParameters(f *testing.F) {

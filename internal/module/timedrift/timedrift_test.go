@@ -7,8 +7,6 @@ import (
 	"errors"
 	"flag"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +14,8 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/module/moduletest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // sntpServer answers SNTP requests on 127.0.0.1 with its clock set offset
 // ahead of the local one; reply can alter each answer. It returns the
@@ -279,19 +276,7 @@ func TestPrintResultGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden := filepath.Join("testdata", "printresult.golden")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got.String() != string(want) {
-		t.Errorf("PrintResult printed\n%s\nwant (%s)\n%s", got.String(), golden, want)
-	}
+	moduletest.Golden(t, "printresult.golden", got.Bytes())
 }
 
 func FuzzParseParameters(f *testing.F) {

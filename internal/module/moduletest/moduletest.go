@@ -1,0 +1,65 @@
+// Package moduletest holds what the module test packages share: golden
+// files of printed results, building parameters from flags, and checking
+// that an error names what it must.
+package moduletest
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/migplatform/mig/internal/module"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// Golden compares got with testdata/name, which "go test -update" rewrites
+// with got.
+func Golden(t testing.TB, name string, got []byte) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("printed\n%s\nwant (%s)\n%s", got, golden, want)
+	}
+}
+
+// Build parses args with m's flags ("mig <module> args") and returns the
+// parameters they build. With wantErr, building must fail with an error
+// naming every string of wantErr, and Build returns nil; without, an error
+// fails the test.
+func Build(t testing.TB, m module.Module, args []string, wantErr []string) json.RawMessage {
+	t.Helper()
+	fs := flag.NewFlagSet(m.Name(), flag.ContinueOnError)
+	build := m.SetFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("Parse(%q): %v", args, err)
+	}
+	raw, err := build()
+	if wantErr != nil {
+		if err == nil {
+			t.Fatalf("build() = %s, want an error", raw)
+		}
+		for _, w := range wantErr {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("build() error = %q, want it to contain %q", err, w)
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("build() error = %v", err)
+	}
+	return raw
+}
