@@ -10,6 +10,7 @@ import (
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
 	"github.com/migplatform/mig/internal/module/file"
+	"github.com/migplatform/mig/internal/module/moduletest"
 )
 
 func TestParseParametersErrors(t *testing.T) {
@@ -84,14 +85,7 @@ func TestParseParametersErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := file.ParseParameters([]byte(tt.params))
-			if !errors.Is(err, file.ErrInvalidParameters) {
-				t.Fatalf("ParseParameters error = %v, want %v", err, file.ErrInvalidParameters)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error = %q, want it to contain %q", err, w)
-				}
-			}
+			moduletest.Refused(t, tt.params, err, file.ErrInvalidParameters, tt.want)
 		})
 	}
 }

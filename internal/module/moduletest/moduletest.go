@@ -5,6 +5,7 @@ package moduletest
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -62,4 +63,19 @@ func Build(t testing.TB, m module.Module, args []string, wantErr []string) json.
 		t.Fatalf("build() error = %v", err)
 	}
 	return raw
+}
+
+// Refused checks an error of a module's ParseParameters for params: it
+// must wrap invalid (the module's ErrInvalidParameters) and name every
+// string of want.
+func Refused(t testing.TB, params string, err, invalid error, want []string) {
+	t.Helper()
+	if !errors.Is(err, invalid) {
+		t.Fatalf("ParseParameters(%s) error = %v, want an error wrapping %v", params, err, invalid)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error = %q, want it to contain %q", err, w)
+		}
+	}
 }
