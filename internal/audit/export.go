@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/migplatform/mig/internal/strictjson"
 )
 
 // An export file ("mig audit -export FILE") holds one entry per line, as
@@ -73,16 +75,8 @@ func ParseEntry(b []byte) (Entry, error) {
 		Prev    *string           `json:"prev"`
 		Hash    *string           `json:"hash"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
+	if err := strictjson.Decode(b, &raw); err != nil {
 		return Entry{}, fmt.Errorf("not an audit entry: %w", err)
-	}
-	if dec.More() {
-		return Entry{}, errors.New("data after the entry's JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Entry{}, errors.New("data after the entry's JSON object")
 	}
 	for name, f := range map[string]bool{"seq": raw.Seq == nil, "time": raw.Time == nil, "actor": raw.Actor == nil,
 		"kind": raw.Kind == nil, "object": raw.Object == nil, "prev": raw.Prev == nil, "hash": raw.Hash == nil} {
