@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,17 +16,6 @@ import (
 )
 
 func main() {
-	if len(os.Args) >= 2 && (os.Args[1] == "-gen-callout-key" || os.Args[1] == "--gen-callout-key") {
-		if len(os.Args) != 3 {
-			fmt.Fprintln(os.Stderr, "usage: mig-server -gen-callout-key DIR")
-			os.Exit(2)
-		}
-		if err := server.GenCalloutKeys(os.Args[2], os.Stdout); err != nil {
-			fmt.Fprintf(os.Stderr, "mig-server: %v\n", err)
-			os.Exit(1)
-		}
-		return
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := server.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

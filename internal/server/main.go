@@ -51,12 +51,24 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pubkey    = fs.String("pubkey", "", "with -add-investigator: armored OpenPGP public key file")
 		logLevel  = fs.String("loglevel", "", "debug, info, warn or error")
 		version   = fs.Bool("version", false, "print the version and exit")
+		callout   = fs.String("gen-callout-key", "", "write the keys of a NATS cluster's auth callout in `DIR`, print the configuration to use them, and exit")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if isFlagSet(fs, "gen-callout-key") {
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "mig-server: -gen-callout-key DIR: unexpected argument %q\n", fs.Arg(0))
+			return 2
+		}
+		if err := GenCalloutKeys(*callout, stdout); err != nil {
+			fmt.Fprintf(stderr, "mig-server: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if *version {
 		fmt.Fprintln(stdout, "mig-server", api.Version)
@@ -123,6 +135,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mig-server: %v\n", err)
 		return 1
 	}
+}
+
+// isFlagSet reports whether flag name was given on fs's command line.
+func isFlagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func addInvestigator(ctx context.Context, cfg Config, name, pubFile string, logger *slog.Logger) error {

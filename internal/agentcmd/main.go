@@ -1,0 +1,67 @@
+// Package agentcmd is mig-agent's command line: "mig-agent -c config.json"
+// runs the agent, "mig-agent -m <module>" serves one module operation for
+// the agent (JSON request on stdin, result on stdout), "mig-agent -version"
+// prints its version. cmd/mig-agent only calls Main, as cmd/mig calls
+// cli.Main and cmd/mig-server server.Main.
+package agentcmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+
+	"github.com/migplatform/mig/internal/agent"
+	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/relay/dialer"
+)
+
+// Main runs mig-agent with args (without the program name) and returns the
+// process exit code: 0, 1 when the agent failed, 2 for a bad command line.
+// A module child (-m) answers on stdout and reads its request from stdin.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mig-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	conf := fs.String("c", "", "configuration file (default: the compiled-in configuration)")
+	mod := fs.String("m", "", "serve one operation of this module (used by the agent itself)")
+	version := fs.Bool("version", false, "print the version and exit")
+	setFlags := agent.SetFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	switch {
+	case *version:
+		fmt.Fprintln(stdout, agent.Version)
+		return 0
+	case *mod != "":
+		return module.ServeChild(ctx, *mod, stdin, stdout, stderr)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if err := run(ctx, *conf, setFlags, log); err != nil {
+		log.Error("mig-agent failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func run(ctx context.Context, path string, setFlags func(*agent.Config) error, log *slog.Logger) error {
+	cfg, err := agent.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	if err := setFlags(&cfg); err != nil {
+		return err
+	}
+	runtime.GOMAXPROCS(cfg.MaxProcs)
+	a, err := agent.New(cfg, log, dialer.New(log))
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
