@@ -127,6 +127,16 @@ func (a ACL) Validate() error {
 		if p.MinimumWeight < 1 || p.MinimumWeight > MaxWeight {
 			return fmt.Errorf("%w: entry %q: minimumweight %d is not between 1 and %d", ErrInvalid, name, p.MinimumWeight, MaxWeight)
 		}
+		if mod, ok := strings.CutPrefix(name, RawPrefix); ok {
+			base, ok := a[mod]
+			if !ok {
+				base, ok = a[DefaultEntry]
+			}
+			if ok && p.MinimumWeight <= base.MinimumWeight {
+				return fmt.Errorf("%w: entry %q: minimumweight %d must be more than the %d that running %s needs",
+					ErrInvalid, name, p.MinimumWeight, base.MinimumWeight, mod)
+			}
+		}
 		for who, inv := range p.Investigators {
 			if strings.TrimSpace(who) == "" {
 				return fmt.Errorf("%w: entry %q: an investigator has an empty name", ErrInvalid, name)
@@ -148,6 +158,22 @@ func (a ACL) Validate() error {
 // removed, the form the ACL and package sign use.
 func NormalizeFingerprint(fp string) string {
 	return strings.ToUpper(strings.Join(strings.Fields(fp), ""))
+}
+
+// RawPrefix starts the name of the entry "raw_<module>" that lifts the
+// agent's privacy limits on the module's results (see
+// module.LimitContent). It must ask for more weight than the module's own
+// entry; without it, results are always limited.
+const RawPrefix = "raw_"
+
+// AuthorizeRaw decides whether signers may receive the unlimited results of
+// module: they must reach the weight of the entry "raw_<module>". Unlike
+// Authorize, there is no default: without that entry it denies.
+func (a ACL) AuthorizeRaw(module string, fingerprints []string) error {
+	if _, ok := a[RawPrefix+module]; !ok {
+		return fmt.Errorf("%w: module %q: no %q entry, raw results are never sent", ErrDenied, module, RawPrefix+module)
+	}
+	return a.Authorize(RawPrefix+module, fingerprints)
 }
 
 // Authorize decides whether signers with the given key fingerprints may run

@@ -139,6 +139,7 @@ func (a *Agent) handle(ctx context.Context, j job) {
 		// answered as interrupted on the next start.
 		return
 	}
+	a.limitResults(cmd, res)
 	log.Info("command finished", "status", res.Status, "code", res.Code)
 	a.finish(ctx, j.item, res)
 }

@@ -296,3 +296,29 @@ func decode(t *testing.T, res action.Result) (action.Result, file.Elements, file
 	}
 	return res, el, st
 }
+
+// TestPrivacyContentMatch shows the file module returns which file matched
+// and the filter as given, never the line that matched: its result passes
+// the agent's privacy limit untouched.
+func TestPrivacyContentMatch(t *testing.T) {
+	root := t.TempDir()
+	secret := "password=" + strings.Repeat("s3cr3t", 20)
+	if err := os.WriteFile(filepath.Join(root, "app.conf"), []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := file.ParseParameters([]byte(`{"searches":{"s":{"paths":[` + jsonString(root) + `],"contents":["^password="],"options":{"matchany":true}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := r.Run(t.Context(), module.Env{})
+	if !res.Success || !res.FoundAnything {
+		t.Fatalf("Run: success %t found %t errors %v", res.Success, res.FoundAnything, res.Errors)
+	}
+	before := string(res.Elements)
+	if strings.Contains(before, "s3cr3t") || !strings.Contains(before, "^password=") {
+		t.Errorf("elements %s: want the filter as given and none of the matched line", before)
+	}
+	if n := module.LimitContent(&res, "file", false); n != 0 || string(res.Elements) != before {
+		t.Errorf("LimitContent withheld %d values of a file result: %s", n, res.Elements)
+	}
+}

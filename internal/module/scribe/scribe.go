@@ -82,6 +82,11 @@ type scribeModule struct{}
 
 func (scribeModule) Name() string { return Name }
 
+// ContentFields declares the tests' values (a version, a captured value
+// read from a file) as endpoint content, bounded by the agent (see
+// module.MaxContentValue).
+func (scribeModule) ContentFields() []string { return []string{"value"} }
+
 func (scribeModule) Summary() string {
 	return "evaluate a Scribe vulnerability or compliance policy against packages and files"
 }
