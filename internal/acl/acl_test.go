@@ -266,3 +266,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRawEntry(t *testing.T) {
+	fp := strings.Repeat("A", 40)
+	base := `"default":{"minimumweight":1,"investigators":{"a":{"fingerprint":"` + fp + `","weight":1}}}`
+	if _, err := Parse([]byte(`{` + base + `,"raw_scribe":{"minimumweight":1,"investigators":{}}}`)); err == nil {
+		t.Error("a raw entry no heavier than the module's was accepted")
+	}
+	a, err := Parse([]byte(`{` + base + `,"raw_scribe":{"minimumweight":2,"investigators":{"a":{"fingerprint":"` + fp + `","weight":2}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AuthorizeRaw("scribe", []string{fp}); err != nil {
+		t.Errorf("AuthorizeRaw(scribe) = %v", err)
+	}
+	if err := a.AuthorizeRaw("file", []string{fp}); err == nil {
+		t.Error("AuthorizeRaw(file) without raw_file allowed")
+	}
+}

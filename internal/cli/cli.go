@@ -48,8 +48,9 @@ const (
 	TargetLocal = "local" // run the module inside mig itself
 )
 
-// DefaultExpiration is the validity of an action when -e is not given.
-const DefaultExpiration = 300 * time.Second
+// DefaultExpiration is the validity of an action when -e is not given:
+// the client's, defined once there.
+const DefaultExpiration = client.DefaultExpiration
 
 // followGrace is how long mig keeps following an action after it expired,
 // for the server to mark the remaining commands expired.
