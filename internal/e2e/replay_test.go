@@ -11,7 +11,6 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/scheduler"
-	"github.com/migplatform/mig/internal/server"
 	"github.com/migplatform/mig/internal/sign"
 	"github.com/migplatform/mig/internal/store"
 )
@@ -25,16 +24,8 @@ import (
 func TestReplayAfterJournalLoss(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	caFile, certFile, keyFile, err := server.EnsureDevTLS(dir)
-	must(t, err)
-	cfg := server.DefaultConfig()
-	cfg.API.Listen, cfg.API.Cert, cfg.API.Key = "127.0.0.1:0", certFile, keyFile
-	cfg.Relay.Listen, cfg.Relay.CA = "127.0.0.1:0", caFile
-	cfg.Store = "sqlite:" + filepath.Join(dir, "mig.db")
-	cfg.EnrollmentTokens = []string{"e2e-enrollment-token-0123456789"}
-	srv, err := server.Start(ctx, cfg, nil)
-	must(t, err)
-	t.Cleanup(srv.Close)
+	ts := startTestServer(t, dir)
+	srv, cfg, caFile := ts.Server, ts.cfg, ts.caFile
 
 	alice := newInvestigator(t, "Alice")
 	stateDir := filepath.Join(dir, "agent")

@@ -38,13 +38,17 @@ func newInvestigator(t *testing.T, name string) investigator {
 	return investigator{signer: s, pub: string(pub), fp: fp}
 }
 
-// TestAgentRefusesWhatInvestigatorsDidNotSign plays a compromised server: it
-// writes commands straight into the store and the relay, bypassing the API's
-// checks, and shows that the real agent process refuses every command that
-// valid signatures do not authorise.
-func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
-	ctx := t.Context()
-	dir := t.TempDir()
+// testServer is a real server in this process on loopback ports, with the
+// SQLite store and the embedded NATS relay under dir, as a compromised
+// server's tests need it: its store and hub at hand.
+type testServer struct {
+	*server.Server
+	cfg    server.Config
+	caFile string
+}
+
+func startTestServer(t *testing.T, dir string) testServer {
+	t.Helper()
 	caFile, certFile, keyFile, err := server.EnsureDevTLS(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -54,11 +58,23 @@ func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
 	cfg.Relay.Listen, cfg.Relay.CA = "127.0.0.1:0", caFile
 	cfg.Store = "sqlite:" + filepath.Join(dir, "mig.db")
 	cfg.EnrollmentTokens = []string{"e2e-enrollment-token-0123456789"}
-	srv, err := server.Start(ctx, cfg, nil)
+	srv, err := server.Start(t.Context(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	return testServer{Server: srv, cfg: cfg, caFile: caFile}
+}
+
+// TestAgentRefusesWhatInvestigatorsDidNotSign plays a compromised server: it
+// writes commands straight into the store and the relay, bypassing the API's
+// checks, and shows that the real agent process refuses every command that
+// valid signatures do not authorise.
+func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	ts := startTestServer(t, dir)
+	srv, cfg, caFile := ts.Server, ts.cfg, ts.caFile
 
 	alice, bob, eve := newInvestigator(t, "Alice"), newInvestigator(t, "Bob"), newInvestigator(t, "Eve")
 	acl := fmt.Sprintf(`{
