@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +75,10 @@ type Config struct {
 	// on the relay itself (RabbitMQ users); the embedded NATS relay checks
 	// them against the store instead.
 	ProvisionAgent func(ctx context.Context, agentID, password string) error
+	// TrustedProxies are the proxies (load balancers) whose
+	// X-Forwarded-For header names the client, for the API key failure
+	// limit; none by default, and then the header is ignored.
+	TrustedProxies []netip.Prefix
 	Logger         *slog.Logger
 	// Now returns the current time (tests); nil is time.Now.
 	Now func() time.Time
@@ -91,7 +96,7 @@ type API struct {
 	byID       map[int64]action.Investigator // every investigator, active or not
 	keyringAge time.Time
 
-	failures failLimiter // failed API key authentications by client host
+	failures failLimiter // failed API key authentications by source and key ID
 }
 
 // New returns the API handler.

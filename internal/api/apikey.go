@@ -8,12 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -55,62 +53,11 @@ const (
 	// apiKeyTouchEvery is how stale a key's last-used time may get
 	// before a request records it again.
 	apiKeyTouchEvery = time.Minute
-	// maxAPIKeyFailures is how many failed API key authentications a
-	// client host may make in apiKeyFailureWindow before it is refused
-	// with 429 until the window ends.
-	maxAPIKeyFailures   = 30
-	apiKeyFailureWindow = time.Minute
-	// maxFailureHosts bounds the hosts tracked; hosts past it share one
-	// count.
-	maxFailureHosts = 10000
 )
 
 // DefaultAPIKeyPermissions are given to a key created without any (when
 // its investigator holds them): reading, what automation mostly needs.
 var DefaultAPIKeyPermissions = []string{PermActionRead, PermAgentRead}
-
-// failLimiter counts failed API key authentications per client host in
-// fixed windows.
-type failLimiter struct {
-	mu     sync.Mutex
-	start  time.Time
-	counts map[string]int
-}
-
-func (l *failLimiter) reset(now time.Time) {
-	if l.counts == nil || now.Sub(l.start) >= apiKeyFailureWindow || now.Before(l.start) {
-		l.start, l.counts = now, map[string]int{}
-	}
-}
-
-// blocked reports whether host used up its failures in this window.
-func (l *failLimiter) blocked(host string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.reset(now)
-	if _, ok := l.counts[host]; !ok && len(l.counts) >= maxFailureHosts {
-		host = "*"
-	}
-	return l.counts[host] >= maxAPIKeyFailures
-}
-
-// fail counts a failure of host.
-func (l *failLimiter) fail(host string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.reset(now)
-	if _, ok := l.counts[host]; !ok && len(l.counts) >= maxFailureHosts {
-		host = "*"
-	}
-	l.counts[host]++
-}
-
-func clientHost(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
-}
 
 // NewAPIKey returns a new key, its ID and the SHA-256 of its secret, from
 // crypto/rand.
@@ -127,23 +74,32 @@ func NewAPIKey() (key, keyID string, hash []byte) {
 
 // authenticateAPIKey checks an API key and returns its investigator with the
 // key's effective permissions. Refusals name why, never the secret.
+//
+// The key is checked first, always: a valid key works even while its
+// source address or its key ID is over the failure limit (failures.go), so
+// an attacker flooding bad keys through the same load balancer cannot lock
+// out automation. Only failures are counted; a failure past the limit is
+// answered 429 instead of 401.
 func (a *API) authenticateAPIKey(r *http.Request, key string) (action.Investigator, string, error) {
 	now := a.cfg.Now()
-	host := clientHost(r)
-	if a.failures.blocked(host, now) {
-		return action.Investigator{}, "", &httpError{http.StatusTooManyRequests, "rate_limited",
-			fmt.Sprintf("too many failed API key authentications from %s; retry in a minute", host)}
-	}
 	inv, keyID, err := a.checkAPIKey(r.Context(), strings.TrimSpace(key), now)
-	if err != nil {
-		if errors.Is(err, errUnauthenticated) {
-			a.failures.fail(host, now)
-		}
+	if err == nil {
+		return inv, keyID, nil
+	}
+	if !errors.Is(err, errUnauthenticated) {
 		return action.Investigator{}, "", err
 	}
-	return inv, keyID, nil
+	src := a.clientSource(r)
+	if what := a.failures.fail(src, keyID, now); what != "" {
+		return action.Investigator{}, "", &httpError{http.StatusTooManyRequests, "rate_limited",
+			fmt.Sprintf("too many failed API key authentications %s; retry in a minute", what)}
+	}
+	return action.Investigator{}, "", err
 }
 
+// checkAPIKey checks key. On a failure it still returns the key ID when
+// that key exists in the store (a wrong secret, a revoked or expired key),
+// for the per-key failure count; unknown IDs are not counted per key.
 func (a *API) checkAPIKey(ctx context.Context, key string, now time.Time) (action.Investigator, string, error) {
 	if len(key) > maxAuthHeader {
 		return action.Investigator{}, "", fmt.Errorf("%w: %s key is over %d bytes", errUnauthenticated, APIKeyScheme, maxAuthHeader)
@@ -161,14 +117,14 @@ func (a *API) checkAPIKey(ctx context.Context, key string, now time.Time) (actio
 	}
 	sum := sha256.Sum256([]byte(secret))
 	if subtle.ConstantTimeCompare(sum[:], k.SecretHash) != 1 {
-		return action.Investigator{}, "", fmt.Errorf("%w: wrong secret for API key %s", errUnauthenticated, keyID)
+		return action.Investigator{}, keyID, fmt.Errorf("%w: wrong secret for API key %s", errUnauthenticated, keyID)
 	}
 	if !k.RevokedAt.IsZero() {
-		return action.Investigator{}, "", fmt.Errorf("%w: API key %s was revoked at %s", errUnauthenticated, keyID,
+		return action.Investigator{}, keyID, fmt.Errorf("%w: API key %s was revoked at %s", errUnauthenticated, keyID,
 			k.RevokedAt.UTC().Format(time.RFC3339))
 	}
 	if !k.ExpireAfter.IsZero() && !now.Before(k.ExpireAfter) {
-		return action.Investigator{}, "", fmt.Errorf("%w: API key %s expired at %s", errUnauthenticated, keyID,
+		return action.Investigator{}, keyID, fmt.Errorf("%w: API key %s expired at %s", errUnauthenticated, keyID,
 			k.ExpireAfter.UTC().Format(time.RFC3339))
 	}
 	inv, err := a.investigatorByID(ctx, k.InvestigatorID)
@@ -176,7 +132,7 @@ func (a *API) checkAPIKey(ctx context.Context, key string, now time.Time) (actio
 		return action.Investigator{}, "", err
 	}
 	if inv.Status != action.InvestigatorActive {
-		return action.Investigator{}, "", fmt.Errorf("%w: API key %s belongs to investigator %q, who is %s",
+		return action.Investigator{}, keyID, fmt.Errorf("%w: API key %s belongs to investigator %q, who is %s",
 			errUnauthenticated, keyID, inv.Name, inv.Status)
 	}
 	inv.Permissions = intersect(k.Permissions, inv.Permissions)

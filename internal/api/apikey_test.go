@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -62,7 +64,7 @@ func (kt *keyTester) advance(d time.Duration) {
 	kt.now = kt.now.Add(d)
 }
 
-func newKeyTester(t *testing.T) (*keyTester, map[string]sign.Signer, map[string]action.Investigator) {
+func newKeyTester(t *testing.T, opts ...func(*Config)) (*keyTester, map[string]sign.Signer, map[string]action.Investigator) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mig.db")
 	st, err := sqlitestore.Open(t.Context(), path, nil)
@@ -99,8 +101,12 @@ func newKeyTester(t *testing.T) (*keyTester, map[string]sign.Signer, map[string]
 		signers[u.name], invs[u.name] = s, inv
 	}
 	kt.admin, kt.reader = signers["admin"], signers["reader"]
-	a := New(Config{Store: st, Dispatcher: kt.disp, Now: kt.clock,
-		Logger: slog.New(slog.NewTextHandler(kt.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	cfg := Config{Store: st, Dispatcher: kt.disp, Now: kt.clock,
+		Logger: slog.New(slog.NewTextHandler(kt.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a := New(cfg)
 	kt.srv = httptest.NewServer(a)
 	t.Cleanup(kt.srv.Close)
 	return kt, signers, invs
@@ -199,6 +205,30 @@ func TestAPIKeyRefusals(t *testing.T) {
 	}
 }
 
+// withKeyFrom is withKey with an X-Forwarded-For header (none if empty).
+func (kt *keyTester) withKeyFrom(xff, key string) (int, map[string]any, string) {
+	kt.t.Helper()
+	req, err := http.NewRequest("GET", kt.srv.URL+"/api/v1/dashboard", nil)
+	if err != nil {
+		kt.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", APIKeyScheme+" "+key)
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		kt.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out, string(raw)
+}
+
+// TestAPIKeyFailureRateLimit is the regression test of issue 12 defect 4:
+// 30 bad keys from one address used to lock out every valid key from it.
 func TestAPIKeyFailureRateLimit(t *testing.T) {
 	kt, s, _ := newKeyTester(t)
 	good, _ := kt.createKey(s["alice"], `{"name":"good"}`)
@@ -208,17 +238,175 @@ func TestAPIKeyFailureRateLimit(t *testing.T) {
 			t.Fatalf("failure %d: status %d (%s), want 401", i, code, raw)
 		}
 	}
-	if code, body, _ := kt.withKey(good, "GET", "/dashboard", nil); code != http.StatusTooManyRequests || body["code"] != "rate_limited" {
-		t.Fatalf("after %d failures: status %d (%v), want 429 rate_limited", maxAPIKeyFailures, code, body)
+	for i := range 3 {
+		if code, body, _ := kt.withKey(bad, "GET", "/dashboard", nil); code != http.StatusTooManyRequests || body["code"] != "rate_limited" {
+			t.Fatalf("failure %d past the limit: status %d (%v), want 429 rate_limited", i, code, body)
+		}
+		// The valid key is checked first and works while the flood goes on.
+		if code, _, raw := kt.withKey(good, "GET", "/dashboard", nil); code != 200 {
+			t.Fatalf("valid key during the flood: status %d (%s), want 200", code, raw)
+		}
 	}
-	// OpenPGP tokens are not limited, and the window ends.
 	if code, body := kt.do(s["alice"], "GET", "/dashboard", nil); code != 200 {
 		t.Errorf("token during API key limit: %d %v", code, body)
 	}
 	kt.advance(apiKeyFailureWindow)
-	if code, _, raw := kt.withKey(good, "GET", "/dashboard", nil); code != 200 {
-		t.Errorf("after the window: status %d (%s), want 200", code, raw)
+	if code, _, raw := kt.withKey(bad, "GET", "/dashboard", nil); code != 401 {
+		t.Errorf("after the window: status %d (%s), want 401", code, raw)
 	}
+}
+
+func TestAPIKeyFailureLimitPerKeyID(t *testing.T) {
+	kt, s, _ := newKeyTester(t, func(c *Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	good, k := kt.createKey(s["alice"], `{"name":"good"}`)
+	wrong := "mig_" + k.KeyID + "_" + strings.Repeat("cd", 32)
+	// Wrong secrets for one key from many addresses: the key ID's count
+	// limits them, and the right secret still works.
+	for i := range maxAPIKeyFailures {
+		if code, _, raw := kt.withKeyFrom(fmt.Sprintf("198.51.100.%d", i), wrong); code != 401 {
+			t.Fatalf("failure %d: status %d (%s), want 401", i, code, raw)
+		}
+	}
+	code, body, _ := kt.withKeyFrom("198.51.100.200", wrong)
+	if code != http.StatusTooManyRequests || !strings.Contains(body["error"].(string), "for API key "+k.KeyID) {
+		t.Fatalf("wrong secret past the key's limit: status %d (%v), want 429 naming the key", code, body)
+	}
+	if code, _, raw := kt.withKeyFrom("198.51.100.201", good); code != 200 {
+		t.Fatalf("right secret: status %d (%s), want 200", code, raw)
+	}
+}
+
+func TestAPIKeyFailureLimitTrustedProxy(t *testing.T) {
+	bad := "mig_00000000000000ff_" + strings.Repeat("ab", 32)
+	t.Run("trusted", func(t *testing.T) {
+		// The test server's peer is 127.0.0.1: the load balancer.
+		kt, _, _ := newKeyTester(t, func(c *Config) {
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8")}
+		})
+		// An attacker behind the balancer writes its own X-Forwarded-For;
+		// the balancer appends the attacker's address, which is the one
+		// counted (two trusted hops skipped).
+		for i := range maxAPIKeyFailures {
+			if code, _, raw := kt.withKeyFrom("192.0.2.99, 203.0.113.7, 10.1.2.3", bad); code != 401 {
+				t.Fatalf("failure %d: status %d (%s), want 401", i, code, raw)
+			}
+		}
+		code, body, _ := kt.withKeyFrom("192.0.2.1, 203.0.113.7, 10.1.2.3", bad)
+		if code != http.StatusTooManyRequests || !strings.Contains(body["error"].(string), "from 203.0.113.7") {
+			t.Fatalf("attacker past its limit: status %d (%v), want 429 from 203.0.113.7", code, body)
+		}
+		// Another client behind the same balancer is not limited.
+		if code, _, raw := kt.withKeyFrom("203.0.113.8", bad); code != 401 {
+			t.Fatalf("other client behind the balancer: status %d (%s), want 401", code, raw)
+		}
+	})
+	t.Run("untrusted", func(t *testing.T) {
+		kt, _, _ := newKeyTester(t, func(c *Config) {
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		})
+		// The peer is not a trusted proxy: each request claims another
+		// address, and all count against the peer.
+		for i := range maxAPIKeyFailures {
+			if code, _, raw := kt.withKeyFrom(fmt.Sprintf("203.0.113.%d", i), bad); code != 401 {
+				t.Fatalf("failure %d: status %d (%s), want 401", i, code, raw)
+			}
+		}
+		code, body, _ := kt.withKeyFrom("203.0.113.250", bad)
+		if code != http.StatusTooManyRequests || !strings.Contains(body["error"].(string), "from 127.0.0.1") {
+			t.Fatalf("untrusted peer past its limit: status %d (%v), want 429 from 127.0.0.1", code, body)
+		}
+	})
+}
+
+func TestFailLimiterBounded(t *testing.T) {
+	var l failLimiter
+	now := time.Now()
+	for i := range 3 * maxFailureEntries {
+		l.fail(fmt.Sprintf("src%d", i), fmt.Sprintf("%016x", i), now)
+	}
+	if len(l.sources) > maxFailureEntries+1 || len(l.keys) > maxFailureEntries+1 {
+		t.Fatalf("tables hold %d sources and %d keys, want at most %d each", len(l.sources), len(l.keys), maxFailureEntries+1)
+	}
+	if got := l.fail("new", "", now); got != "from new" {
+		t.Errorf("a new source past the bound shares the overflow count: got %q, want limited", got)
+	}
+	l.fail("x", "", now.Add(apiKeyFailureWindow))
+	if len(l.sources) != 1 || len(l.keys) != 0 {
+		t.Errorf("after the window: %d sources, %d keys, want 1 and 0", len(l.sources), len(l.keys))
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	trusted, err := ParseTrustedProxies([]string{"10.0.0.0/8", "192.0.2.1", "2001:db8::/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		peer string
+		xff  []string
+		want string
+	}{
+		{"198.51.100.1:5000", []string{"203.0.113.1"}, "198.51.100.1"},                // untrusted peer
+		{"10.0.0.1:5000", nil, "10.0.0.1"},                                            // no header
+		{"10.0.0.1:5000", []string{"203.0.113.1"}, "203.0.113.1"},                     // one proxy
+		{"10.0.0.1:5000", []string{"1.1.1.1, 203.0.113.1, 192.0.2.1"}, "203.0.113.1"}, // two proxies
+		{"10.0.0.1:5000", []string{"1.1.1.1", "203.0.113.1"}, "203.0.113.1"},          // two header lines
+		{"10.0.0.1:5000", []string{"junk, 10.9.9.9"}, "10.9.9.9"},                     // garbage from a proxy
+		{"10.0.0.1:5000", []string{"10.2.2.2"}, "10.2.2.2"},                           // only proxies
+		{"10.0.0.1:5000", []string{"[2001:db9::1]:443"}, "2001:db9::1"},
+		{"10.0.0.1:5000", []string{"::ffff:203.0.113.5"}, "203.0.113.5"},
+		{"[2001:db8::7]:5000", []string{" 203.0.113.9 "}, "203.0.113.9"},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.peer
+		for _, v := range tc.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		got, ok := clientAddr(r, trusted)
+		if !ok || got.String() != tc.want {
+			t.Errorf("peer %s X-Forwarded-For %q: got %v (%v), want %s", tc.peer, tc.xff, got, ok, tc.want)
+		}
+	}
+	if _, err := ParseTrustedProxies([]string{"10.0.0.0/33"}); err == nil {
+		t.Error("10.0.0.0/33 parsed")
+	}
+	if _, err := ParseTrustedProxies([]string{"lb.example.net"}); err == nil || !strings.Contains(err.Error(), "lb.example.net") {
+		t.Errorf("a host name: err %v, want one naming it", err)
+	}
+}
+
+// FuzzClientAddr checks that any X-Forwarded-For gives, without a panic,
+// the peer or one of the header's entries.
+func FuzzClientAddr(f *testing.F) {
+	f.Add("10.0.0.1:1", "203.0.113.1, 10.0.0.2")
+	f.Add("[2001:db8::1]:1", "[::1]:80,junk,,")
+	f.Add("10.0.0.1:1", "::ffff:1.2.3.4%eth0")
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		got, ok := clientAddr(r, trusted)
+		if !ok {
+			return
+		}
+		p, _ := parseHop(peer)
+		if got == p {
+			return
+		}
+		if !isTrusted(p, trusted) {
+			t.Fatalf("untrusted peer %q: got %v from the header", peer, got)
+		}
+		for _, e := range strings.Split(xff, ",") {
+			if a, ok := parseHop(strings.TrimSpace(e)); ok && a == got {
+				return
+			}
+		}
+		t.Fatalf("peer %q header %q: got %v, neither", peer, xff, got)
+	})
 }
 
 func TestAPIKeyPermissions(t *testing.T) {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/migplatform/mig/internal/api"
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/relay/natsrelay"
 	"github.com/migplatform/mig/internal/strictjson"
@@ -57,6 +59,12 @@ type Config struct {
 		Listen string `json:"listen"`
 		Cert   string `json:"cert"` // PEM certificate chain
 		Key    string `json:"key"`  // PEM private key
+		// TrustedProxies are the load balancers or reverse proxies in
+		// front of the API, as IP addresses or networks ("10.0.0.0/8"):
+		// only a request from one of them has its X-Forwarded-For read,
+		// to find the client's address for the API key failure limit.
+		// Default none: the header is ignored, since clients can write it.
+		TrustedProxies []string `json:"trustedproxies"`
 	} `json:"api"`
 	// Relay configures the embedded NATS relay that agents connect to, or
 	// the external NATS (cluster) the server uses instead.
@@ -217,6 +225,14 @@ func ApplyEnv(c *Config, getenv func(string) string) {
 			}
 		}
 	}
+	if v := getenv("MIG_SERVER_API_TRUSTEDPROXIES"); v != "" {
+		c.API.TrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.API.TrustedProxies = append(c.API.TrustedProxies, p)
+			}
+		}
+	}
 	if v := getenv("MIG_SERVER_ENROLLMENT_TOKEN"); v != "" {
 		c.EnrollmentTokens = append(c.EnrollmentTokens, v)
 	}
@@ -227,6 +243,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("api.listen %q: %v", c.API.Listen, err))
+	}
+	if _, err := api.ParseTrustedProxies(c.API.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("api.trustedproxies: %w", err))
 	}
 	if c.Relay.URL == "" {
 		if _, _, err := net.SplitHostPort(c.Relay.Listen); err != nil {

@@ -107,8 +107,12 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error
 		}
 	}()
 
+	proxies, err := api.ParseTrustedProxies(cfg.API.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("api.trustedproxies: %w", err)
+	}
 	apiCfg := api.Config{Store: st, Dispatcher: sched, EnrollmentTokens: cfg.EnrollmentTokens,
-		RelayURL: s.relayURL, RelayCA: relayCA, Logger: logger}
+		RelayURL: s.relayURL, RelayCA: relayCA, TrustedProxies: proxies, Logger: logger}
 	if s.provisioner != nil {
 		apiCfg.ProvisionAgent = s.provisioner.AddAgent
 	}
