@@ -14,7 +14,6 @@ import (
 	_ "github.com/migplatform/mig/internal/module/file" // the API checks file parameters
 	"github.com/migplatform/mig/internal/scheduler"
 	"github.com/migplatform/mig/internal/sign"
-	"github.com/migplatform/mig/internal/store"
 )
 
 // TestCaseFoldedParameterKeysRefused is issue 12's first defect: signed
@@ -46,7 +45,6 @@ func TestCaseFoldedParameterKeysRefused(t *testing.T) {
 		}
 	})
 
-	ctx := t.Context()
 	dir := t.TempDir()
 	ts := startTestServer(t, dir)
 	srv, cfg, caFile := ts.Server, ts.cfg, ts.caFile
@@ -60,16 +58,7 @@ func TestCaseFoldedParameterKeysRefused(t *testing.T) {
 	})
 	cfgFile := filepath.Join(dir, "agent.json")
 	must(t, os.WriteFile(cfgFile, agentCfg, 0o600))
-	start(t, nil, bins.agent, "-c", cfgFile)
-	var agentID string
-	waitFor(t, 30*time.Second, "the agent to enroll", func() bool {
-		agents, err := srv.Store.Agents(ctx, store.AgentQuery{})
-		if err != nil || len(agents) != 1 || agents[0].Environment.OS == "" {
-			return false
-		}
-		agentID = agents[0].ID
-		return true
-	})
+	agentID := ts.startAgent(t, cfgFile)
 
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {

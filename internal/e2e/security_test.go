@@ -66,6 +66,23 @@ func startTestServer(t *testing.T, dir string) testServer {
 	return testServer{Server: srv, cfg: cfg, caFile: caFile}
 }
 
+// startAgent runs the real agent binary with config file cfgFile and waits
+// until it is the server's one agent and has said hello; it returns its ID.
+func (ts testServer) startAgent(t *testing.T, cfgFile string) string {
+	t.Helper()
+	start(t, nil, bins.agent, "-c", cfgFile)
+	var agentID string
+	waitFor(t, 30*time.Second, "the agent to enroll and say hello", func() bool {
+		agents, err := ts.Store.Agents(t.Context(), store.AgentQuery{})
+		if err != nil || len(agents) != 1 || agents[0].Environment.OS == "" {
+			return false
+		}
+		agentID = agents[0].ID
+		return true
+	})
+	return agentID
+}
+
 // TestAgentRefusesWhatInvestigatorsDidNotSign plays a compromised server: it
 // writes commands straight into the store and the relay, bypassing the API's
 // checks, and shows that the real agent process refuses every command that
@@ -99,17 +116,7 @@ func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
 	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start(t, nil, bins.agent, "-c", cfgFile)
-
-	var agentID string
-	waitFor(t, 30*time.Second, "the agent to enroll and say hello", func() bool {
-		agents, err := srv.Store.Agents(ctx, store.AgentQuery{})
-		if err != nil || len(agents) != 1 || agents[0].Environment.OS == "" {
-			return false
-		}
-		agentID = agents[0].ID
-		return true
-	})
+	agentID := ts.startAgent(t, cfgFile)
 
 	now := time.Now()
 	newAction := func(module, params, tgt string, signers ...investigator) *action.Action {
