@@ -721,6 +721,11 @@ func (a *API) doEnroll(w http.ResponseWriter, r *http.Request) error {
 	}
 	// An agent already enrolled must enroll with the same key: the ID is
 	// derived from the key, so this holds by construction.
+	_, err = a.cfg.Store.AgentCredential(r.Context(), id)
+	first := errors.Is(err, store.ErrNotFound)
+	if err != nil && !first {
+		return err
+	}
 	pass, err := relay.NewPassword()
 	if err != nil {
 		return err
@@ -742,6 +747,9 @@ func (a *API) doEnroll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a.log.Info("agent enrolled", "agent", id, "name", ag.Name)
+	if first {
+		a.auditEnroll(r, ag, pub)
+	}
 	writeJSON(w, http.StatusOK, EnrollResponse{AgentID: id,
 		Relay: relay.Credentials{URL: a.cfg.RelayURL, User: id, Password: pass, CA: a.cfg.RelayCA}})
 	return nil

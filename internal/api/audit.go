@@ -90,6 +90,29 @@ func (a *API) auditLaunch(r *http.Request, id uint64, n int) {
 	}
 }
 
+// auditEnroll records that agent ag enrolled for the first time with key
+// pub. An agent enrolls again at every start, with the same key (its ID is
+// derived from it): only the first enrollment of an identity is recorded,
+// since it is the one that gives the fleet a new member. Like a launch, it
+// is appended after the change; a failure is logged.
+func (a *API) auditEnroll(r *http.Request, ag action.Agent, pub []byte) {
+	sum := sha256.Sum256(pub)
+	rec := audit.Record{Time: a.cfg.Now(), Actor: audit.ActorAgentPrefix + ag.ID, Kind: audit.KindAgentEnroll, Object: ag.ID,
+		Details: map[string]string{"name": ag.Name, "publickey": hex.EncodeToString(sum[:]), "source": a.requestSource(r)}}
+	if _, err := a.cfg.Store.AppendAudit(context.WithoutCancel(r.Context()), rec); err != nil {
+		a.log.Error("recording an enrollment in the audit log failed", "agent", ag.ID, "err", err)
+	}
+}
+
+// requestSource is the client address of r as the audit log records it
+// (clientAddr, whole).
+func (a *API) requestSource(r *http.Request) string {
+	if addr, ok := clientAddr(r, a.cfg.TrustedProxies); ok {
+		return addr.String()
+	}
+	return r.RemoteAddr
+}
+
 // AuditPage is the answer of GET /audit: entries after the asked sequence
 // number, oldest first, and the after= of the next page (0 at the end).
 type AuditPage struct {

@@ -1,14 +1,25 @@
 package api
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/sign"
+	"github.com/migplatform/mig/internal/store/sqlitestore"
 )
 
 // readAuditPage gets one page of the audit log as s.
@@ -136,5 +147,55 @@ func TestAuditTrail(t *testing.T) {
 	readKey, _ := kt.createKey(s["admin"], `{"name":"reader"}`)
 	if code, _, _ := kt.withKey(readKey, "GET", "/audit", nil); code != http.StatusForbidden {
 		t.Errorf("GET /audit with a key without audit.read: %d, want 403", code)
+	}
+}
+
+// TestAuditEnroll: an agent identity's first enrollment is recorded once,
+// with its key's hash and source; the same agent enrolling again at its
+// next start is not recorded again.
+func TestAuditEnroll(t *testing.T) {
+	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "mig.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := httptest.NewServer(New(Config{Store: st, Dispatcher: &countingDispatcher{}, EnrollmentTokens: []string{"tok"}}))
+	t.Cleanup(srv.Close)
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := action.AgentID(pub)
+	enroll := func() {
+		t.Helper()
+		now := time.Now().UTC().Format(time.RFC3339)
+		body, _ := json.Marshal(EnrollRequest{PublicKey: base64.StdEncoding.EncodeToString(pub), Time: now,
+			Proof: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte("mig-enroll-v1\n"+id+"\n"+now))),
+			Agent: action.Agent{Name: "host1"}})
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/enroll", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("enroll: %s", resp.Status)
+		}
+	}
+	enroll()
+	enroll()
+	entries, err := st.AuditLog(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("%d audit entries after enrolling twice, want 1: %+v", len(entries), entries)
+	}
+	e := entries[0]
+	sum := sha256.Sum256(pub)
+	if e.Kind != audit.KindAgentEnroll || e.Actor != audit.ActorAgentPrefix+id || e.Object != id ||
+		e.Details["publickey"] != hex.EncodeToString(sum[:]) || e.Details["name"] != "host1" || e.Details["source"] != "127.0.0.1" {
+		t.Errorf("enrollment entry %+v", e)
 	}
 }

@@ -54,6 +54,7 @@ const (
 	KindInvestigatorEnable  = "investigator.enable"  // an investigator was (re)activated
 	KindAPIKeyCreate        = "apikey.create"        // an API key was made
 	KindAPIKeyRevoke        = "apikey.revoke"        // an API key was revoked
+	KindAgentEnroll         = "agent.enroll"         // an agent identity (key) enrolled for the first time
 )
 
 // Actors that are not a request's investigator.
@@ -67,6 +68,9 @@ const (
 	// ActorAPIKeyPrefix precedes the ID of the API key a request
 	// authenticated with.
 	ActorAPIKeyPrefix = "apikey:"
+	// ActorAgentPrefix precedes the ID of an agent that enrolled itself
+	// with the enrollment token.
+	ActorAgentPrefix = "agent:"
 )
 
 // Bounds of an entry, applied when it is made (Next) and when one is read
@@ -280,6 +284,15 @@ func (v *Verifier) Expect(h Head) {
 	if h.Seq > 0 {
 		v.expect = append(v.expect, h)
 	}
+}
+
+// From makes v start after h instead of at entry 1, trusting h as verified
+// before (by an earlier run, or as the prev of the first entry read): it is
+// for a log read from the middle ("mig audit -after N"), which proves only
+// that the entries read are unchanged and linked to each other. It must be
+// called before Add.
+func (v *Verifier) From(h Head) {
+	v.head = h
 }
 
 // Head returns the newest entry verified so far.

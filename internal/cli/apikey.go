@@ -19,7 +19,7 @@ import (
 // a,b] [-expire 720h]", and its run.
 func apikeyCreateFlags(fs *flag.FlagSet) runFunc {
 	name := fs.String("name", "", "what the key is for (`name`)")
-	perms := fs.String("perm", "", "comma-separated `permissions`, a subset of yours (default action.read,agent.read)")
+	perms := fs.String("perm", "", "comma-separated `permissions`, a subset of yours, among action.read, agent.read, audit.read, action.create, investigator.admin (default action.read,agent.read)")
 	expire := fs.Duration("expire", 0, "the key stops working after this `duration` (e.g. 720h; default never)")
 	return func(r *runner, g *globals, _ []string) error {
 		if strings.TrimSpace(*name) == "" {

@@ -45,8 +45,20 @@ func auditFlags(fs *flag.FlagSet) runFunc {
 		if *export != "" {
 			return r.exportAudit(c, *export)
 		}
+		// The entries are verified as they are printed: from entry 1 the
+		// whole chain, after -after only that the entries printed are
+		// unchanged and linked (the first one's prev is taken as given).
+		// A break is reported after the listing, which is printed whole: it
+		// is the evidence.
 		var rows [][]string
+		var v audit.Verifier
+		first := true
 		err = c.EachAuditEntry(r.ctx, *after, func(e audit.Entry) error {
+			if first && *after != 0 && e.Seq > 0 {
+				v.From(audit.Head{Seq: e.Seq - 1, Hash: e.Prev})
+			}
+			first = false
+			_ = v.Add(e) // the first break is kept in v
 			if g.render == RenderJSON {
 				return writeJSONLine(r.stdout, e, fmt.Sprintf("audit entry %d", e.Seq))
 			}
@@ -56,10 +68,15 @@ func auditFlags(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		if g.render == RenderJSON {
-			return nil
+		if g.render != RenderJSON {
+			if err := writeTable(r.stdout, []string{"SEQ", "TIME", "ACTOR", "KIND", "OBJECT", "DETAILS"}, rows); err != nil {
+				return err
+			}
 		}
-		return writeTable(r.stdout, []string{"SEQ", "TIME", "ACTOR", "KIND", "OBJECT", "DETAILS"}, rows)
+		if err := v.Done(); err != nil {
+			return fmt.Errorf("the audit log printed above does not verify: %w", err)
+		}
+		return nil
 	}
 }
 

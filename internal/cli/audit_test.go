@@ -114,4 +114,20 @@ func TestAudit(t *testing.T) {
 	if code != ExitFailure || !strings.Contains(stderr, "broken at entry 1") || !strings.Contains(stderr, "edited") {
 		t.Errorf("mig audit verify after editing entry 1: exit %d, stderr %q; want entry 1 named", code, stderr)
 	}
+	// Printing verifies too: the listing is printed whole (it is the
+	// evidence), then the break is named. Read from after the edited
+	// entry, the rest still links up.
+	code, stdout, stderr = run(t, "audit", "-c", cfg)
+	if code != ExitFailure || strings.Count(stdout, "apikey.create") != 2 || !strings.Contains(stderr, "broken at entry 1") {
+		t.Errorf("mig audit after editing entry 1: exit %d\nstdout:\n%s\nstderr:\n%s\nwant the listing and entry 1 named", code, stdout, stderr)
+	}
+	if code, stdout, stderr = run(t, "audit", "-c", cfg, "-after", "1"); code != 0 || strings.Count(stdout, "apikey.create") != 1 {
+		t.Errorf("mig audit -after 1 after editing entry 1: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if _, err := db.Exec(`UPDATE audit_log SET object = 'x' WHERE seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr = run(t, "audit", "-c", cfg, "-after", "1"); code != ExitFailure || !strings.Contains(stderr, "broken at entry 2") {
+		t.Errorf("mig audit -after 1 after editing entry 2: exit %d, stderr %q; want entry 2 named", code, stderr)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/store"
 	"github.com/migplatform/mig/internal/target"
@@ -103,9 +104,27 @@ func (s *Scheduler) resumeStalled(ctx context.Context) {
 			continue
 		}
 		s.log.Info("taking over a stalled dispatch", "action", id, "name", a.Name, "commands", a.Counters.Sent)
-		if n, err := s.dispatch(ctx, a, l); err != nil {
+		n, err := s.dispatch(ctx, a, l)
+		if err != nil {
 			s.log.Warn("resume dispatch", "action", id, "created", n, "err", err)
 		}
+		s.auditResumed(ctx, a, n, err)
+	}
+}
+
+// auditResumed records in the audit log that this server took over the
+// fan-out of a and created n more commands: a launch the API did not see
+// finish (its server stopped in the middle) or never started (an action
+// stored without one). A failure to record it is logged.
+func (s *Scheduler) auditResumed(ctx context.Context, a *action.Action, n int, derr error) {
+	details := map[string]string{"commands": strconv.Itoa(n), "resumed": "true", "owner": s.cfg.Owner}
+	if derr != nil {
+		details["error"] = derr.Error()
+	}
+	rec := audit.Record{Time: s.now(), Actor: audit.ActorServer, Kind: audit.KindActionLaunch,
+		Object: strconv.FormatUint(a.ID, 10), Details: details}
+	if _, err := s.store.AppendAudit(context.WithoutCancel(ctx), rec); err != nil {
+		s.log.Error("recording a resumed dispatch in the audit log failed", "action", a.ID, "err", err)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/store"
 )
 
@@ -271,6 +274,25 @@ func TestDispatchResume(t *testing.T) {
 	}
 	if c := crashing.batches.Load(); c != 1 {
 		t.Errorf("the crashed server stored %d batches, want 1", c)
+	}
+	// The sweep's take-over of the action nobody started is in the audit
+	// log, as a launch by the server.
+	entries, err := r.st.AuditLog(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range entries {
+		if e.Kind == audit.KindActionLaunch && e.Object == strconv.FormatUint(b.ID, 10) {
+			found = true
+			want := map[string]string{"commands": strconv.Itoa(n), "resumed": "true", "owner": "second"}
+			if e.Actor != audit.ActorServer || !maps.Equal(e.Details, want) {
+				t.Errorf("resumed launch entry: actor %q details %v, want %q %v", e.Actor, e.Details, audit.ActorServer, want)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no audit entry for the resumed dispatch of action %d: %+v", b.ID, entries)
 	}
 }
 
