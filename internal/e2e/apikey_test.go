@@ -63,10 +63,12 @@ func TestAPIKey(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "agents: 1 online") {
 		t.Fatalf("mig dashboard with only an API key: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	atk := attack(t, "api-auth", "an API key alone launches an unsigned action")
 	_, errOut, code = run(t, keyEnv, "file", "-path", "/etc", "-name", "^passwd$")
 	if code == 0 || !strings.Contains(errOut, "cannot sign") {
 		t.Errorf("mig file with only an API key: exit %d, want a refusal to sign\nstderr:\n%s", code, errOut)
 	}
+	atk.refused()
 	// It may launch an action an investigator signed beforehand: the API
 	// and the agent check the signatures it carries.
 	signedFile := filepath.Join(t.TempDir(), "signed.json")
@@ -77,11 +79,14 @@ func TestAPIKey(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "/etc/passwd [lastmodified:") {
 		t.Errorf("mig action -i signed.json with only an API key: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	atk = attack(t, "api-auth", "an API key makes another API key")
 	_, errOut, code = run(t, keyEnv, "apikey", "create", "-name", "child")
 	if code == 0 || !strings.Contains(errOut, "OpenPGP") {
-		t.Errorf("mig apikey create with an API key: exit %d, want refused\nstderr:\n%s", code, errOut)
+		atk.executed("mig apikey create with an API key: exit %d, want refused\nstderr:\n%s", code, errOut)
 	}
+	atk.refused()
 
+	atk = attack(t, "api-auth", "the API key's secret is read back")
 	out, errOut, code = run(t, env, "apikey", "list")
 	if code != 0 || !strings.Contains(out, keyID) || strings.Contains(out, secret) {
 		t.Errorf("mig apikey list: exit %d, want the key id and no secret\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -89,11 +94,14 @@ func TestAPIKey(t *testing.T) {
 	if _, errOut, code = run(t, env, "apikey", "revoke", keyID); code != 0 {
 		t.Fatalf("mig apikey revoke: exit %d\nstderr:\n%s", code, errOut)
 	}
+	if strings.Contains(srv.output(), secret) {
+		atk.executed("the server's output holds the key's secret")
+	}
+	atk.refused()
+	atk = attack(t, "api-auth", "a revoked API key")
 	_, errOut, code = run(t, keyEnv, "dashboard")
 	if code != 1 || !strings.Contains(errOut, "revoked") || strings.Contains(errOut, secret) {
 		t.Errorf("mig dashboard with a revoked key: exit %d, want 1 naming the revocation\nstderr:\n%s", code, errOut)
 	}
-	if strings.Contains(srv.output(), secret) {
-		t.Errorf("the server's output holds the key's secret")
-	}
+	atk.refused()
 }

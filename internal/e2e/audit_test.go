@@ -63,16 +63,19 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Someone with the store rewrites who signed the action's entry.
+	atk := attack(t, "audit", "an audit entry edited in the store")
 	exec(`UPDATE audit_log SET details = ? WHERE seq = 3`, regexp.MustCompile(`"signers":"[0-9A-F]+"`).ReplaceAllString(details, `"signers":"0000"`))
 	_, errOut, code = run(t, env, "audit", "verify")
 	if code != 1 || !strings.Contains(errOut, "audit log broken at entry 3") || !strings.Contains(errOut, "edited") {
 		t.Errorf("mig audit verify after editing entry 3: exit %d, stderr %q; want entry 3 named as edited", code, errOut)
 	}
+	atk.refused()
 	exec(`UPDATE audit_log SET details = ? WHERE seq = 3`, details)
 	if out, errOut, code = run(t, env, "audit", "verify"); code != 0 {
 		t.Fatalf("mig audit verify with entry 3 restored: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	// Then deletes the launch entry.
+	atk = attack(t, "audit", "an audit entry deleted from the store")
 	exec(`DELETE FROM audit_log WHERE seq = 4`)
 	_, errOut, code = run(t, env, "audit", "verify")
 	if code != 1 || !strings.Contains(errOut, "audit log broken at entry 4") || !strings.Contains(errOut, "deleted") {
@@ -82,6 +85,7 @@ func TestAuditTrail(t *testing.T) {
 	if out, errOut, code = run(t, env, "audit"); code != 1 || !strings.Contains(out, "apikey.create") || !strings.Contains(errOut, "entry 4") {
 		t.Errorf("mig audit after deleting entry 4: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	atk.refused()
 	// The export made before still verifies offline.
 	if out, errOut, code = run(t, env, "audit", "verify", "-file", export); code != 0 || !strings.Contains(out, "5 entries") {
 		t.Errorf("mig audit verify -file: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)

@@ -31,6 +31,7 @@ func TestCaseFoldedParameterKeysRefused(t *testing.T) {
 	t.Run("mig refuses to sign", func(t *testing.T) {
 		env, _, _ := devPlatform(t, "-no-agent")
 		for _, v := range variants {
+			atk := attack(t, "forged-encoding", "mig signs case-folded keys ("+v.name+")")
 			f := filepath.Join(t.TempDir(), "a.json")
 			params := `{"searches":{"s1":{"paths":[` + jsonString(signedDir) + `],"` + v.key + `":["/etc"],"names":["^hostname$"]}}}`
 			must(t, os.WriteFile(f, []byte(`{"name":"casefold","target":"status='online'","operations":[{"module":"file","parameters":`+params+`}]}`), 0o600))
@@ -40,8 +41,9 @@ func TestCaseFoldedParameterKeysRefused(t *testing.T) {
 				t.Errorf("%s: mig action -s exit %d, want a refusal naming %q\nstderr:\n%s", v.name, code, v.key, errOut)
 			}
 			if _, err := os.Stat(out); err == nil {
-				t.Errorf("%s: a signed action was written", v.name)
+				atk.executed("%s: a signed action was written", v.name)
 			}
+			atk.refused()
 		}
 	})
 
@@ -62,6 +64,7 @@ func TestCaseFoldedParameterKeysRefused(t *testing.T) {
 
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
+			atk := attack(t, "forged-encoding", "carrier reorders case-folded keys ("+v.name+")")
 			// What the carrier sends: the signed path first, its own last,
 			// so that a last-wins decoder would search /etc.
 			sent := `{"searches":{"s1":{"paths":[` + jsonString(signedDir) + `],"` + v.key + `":["/etc"],"names":["^hostname$"]}}}`
@@ -79,8 +82,9 @@ func TestCaseFoldedParameterKeysRefused(t *testing.T) {
 				t.Fatalf("command status %q code %q (%s), want failed %q naming %q", cmd.Status, cmd.Code, cmd.Error, action.CodeBadEncoding, v.key)
 			}
 			if len(cmd.Results) != 0 {
-				t.Errorf("the agent ran the module: %+v", cmd.Results)
+				atk.executed("the agent ran the module: %+v", cmd.Results)
 			}
+			atk.refused()
 		})
 	}
 }

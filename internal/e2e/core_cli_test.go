@@ -431,17 +431,21 @@ func TestTwoInvestigatorsGPG(t *testing.T) {
 	}
 
 	// Permissions per endpoint, with tokens made by gpg.
+	atk := attack(t, "api-auth", "listing investigators without investigator.admin")
 	_, errOut, code = run(t, env, "investigator", "list", "-c", carolRC)
 	if code == 0 || !strings.Contains(errOut, "403") || !strings.Contains(errOut, "investigator.admin") {
 		t.Errorf("Carol listing investigators: exit %d, want 403 naming investigator.admin\n%s", code, errOut)
 	}
+	atk.refused()
 	if out, errOut, code = run(t, env, "agents", "-c", carolRC); code != 0 || !strings.Contains(out, "online") {
 		t.Errorf("Carol (agent.read) listing agents: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	atk = attack(t, "api-auth", "launching without action.create")
 	_, errOut, code = run(t, env, "file", "-c", carolRC, "-path", "/etc", "-name", "^hostname$")
 	if code == 0 || !strings.Contains(errOut, "403") || !strings.Contains(errOut, "action.create") {
 		t.Errorf("Carol launching: exit %d, want 403 naming action.create\n%s", code, errOut)
 	}
+	atk.refused()
 	// No token at all.
 	pool := x509.NewCertPool()
 	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
@@ -450,6 +454,7 @@ func TestTwoInvestigatorsGPG(t *testing.T) {
 	}
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	for _, path := range []string{"/dashboard", "/investigators", "/agents"} {
+		atk := attack(t, "api-auth", "GET "+path+" without a token")
 		resp, err := hc.Get(api + path)
 		if err != nil {
 			t.Fatal(err)
@@ -458,7 +463,9 @@ func TestTwoInvestigatorsGPG(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("GET %s without a token: status %d, want 401", path, resp.StatusCode)
 		}
+		atk.refused()
 	}
+	atk = attack(t, "api-auth", "GET /dashboard with a garbage token")
 	req, _ := http.NewRequest("GET", api+"/dashboard", nil)
 	req.Header.Set("Authorization", "Bearer not-a-token")
 	if resp, err := hc.Do(req); err != nil {
@@ -466,6 +473,7 @@ func TestTwoInvestigatorsGPG(t *testing.T) {
 	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("GET /dashboard with a garbage token: status %d, want 401", resp.StatusCode)
 	}
+	atk.refused()
 
 	// An agent that trusts the dev investigator and Bob, and needs both.
 	acl := fmt.Sprintf(`{"default":{"minimumweight":2,"investigators":{"dev":{"fingerprint":%q,"weight":1},"bob":{"fingerprint":%q,"weight":1}}}}`, devFP, bobFP)
@@ -486,13 +494,18 @@ func TestTwoInvestigatorsGPG(t *testing.T) {
 	})
 
 	// One signature (weight 1) is refused by that agent.
+	atk = attack(t, "forged-action", "one signature where the agent's ACL needs two")
 	out, errOut, code = run(t, env, "file", "-t", tgt, "-path", "/etc", "-name", "^hostname$")
-	if code != 0 || strings.Contains(out, "/etc/hostname") || !strings.Contains(errOut, "e2e-two-signers failed: acl_denied") {
+	if strings.Contains(out, "/etc/hostname") {
+		atk.executed("the agent ran an action with one signature of two:\n%s", out)
+	}
+	if code != 0 || !strings.Contains(errOut, "e2e-two-signers failed: acl_denied") {
 		t.Fatalf("one signature: exit %d, want the agent to refuse with acl_denied\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	if n := checkSummary(t, errOut); n[3] != 1 {
 		t.Errorf("one signature: want 1 failed:\n%s", errOut)
 	}
+	atk.refused()
 
 	// The dev investigator signs only; Bob adds his gpg signature and
 	// launches: weight 2 runs.
@@ -525,14 +538,21 @@ func TestTwoInvestigatorsGPG(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^` + bobID + `\s+Bob\s+disabled\s+`).MatchString(out) {
 		t.Errorf("investigator list after disable:\n%s", out)
 	}
+	atk = attack(t, "api-auth", "a disabled investigator's token")
 	_, errOut, code = run(t, env, "agents", "-c", bobRC)
 	if code == 0 || !strings.Contains(errOut, "401") {
 		t.Errorf("disabled Bob listing agents: exit %d, want 401\n%s", code, errOut)
 	}
+	atk.refused()
 	// The dev investigator adds a signature to Bob's and launches: the API
 	// refuses the action, since one of its signers is disabled.
+	atk = attack(t, "api-auth", "an action signed by a disabled investigator")
 	out, errOut, code = run(t, env, "action", "-i", bobFirst)
-	if code == 0 || strings.Contains(out, "/etc/hostname") || !strings.Contains(errOut, bobFP) {
+	if strings.Contains(out, "/etc/hostname") {
+		atk.executed("an action signed by a disabled investigator ran:\n%s", out)
+	}
+	if code == 0 || !strings.Contains(errOut, bobFP) {
 		t.Errorf("an action signed by a disabled investigator: exit %d, want a refusal naming %s\nstdout:\n%s\nstderr:\n%s", code, bobFP, out, errOut)
 	}
+	atk.refused()
 }

@@ -50,6 +50,10 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if err := reportTakeover(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

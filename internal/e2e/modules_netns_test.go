@@ -448,6 +448,7 @@ func TestHostModulesThroughAgent(t *testing.T) {
 		}
 	})
 	t.Run("agentdestroy needs the weight the agent's ACL demands", func(t *testing.T) {
+		atk := attack(t, "forged-action", "agentdestroy under-weighted")
 		dummy, exited := startIdleAgentCopy(t)
 		f := destroyAction(t, dummy.Process.Pid, "dev")
 		// One investigator of weight 1, the module demands 2: the agent
@@ -461,9 +462,10 @@ func TestHostModulesThroughAgent(t *testing.T) {
 		}
 		select {
 		case <-exited:
-			t.Fatal("the process exited although the action was refused")
+			atk.executed("the process exited although the action was refused")
 		default:
 		}
+		atk.refused()
 		// JSON only: there are no flags.
 		if _, errOut, code := p.mig(t, "agentdestroy", "-pid", "2"); code == 0 || strings.Contains(errOut, "will be targeted") {
 			t.Errorf("mig agentdestroy with flags: exit %d, stderr:\n%s", code, errOut)
@@ -556,8 +558,10 @@ func TestAgentDestroyThroughAgent(t *testing.T) {
 		[]string{fmt.Sprintf("destroy-e2e stopped mig-agent pid %d version dev with SIG", dummy.Process.Pid)})
 	<-exited
 	// Modules without an ACL entry have no default here: denied.
+	atk := attack(t, "forged-action", "module without an ACL entry")
 	_, errOut, _ = p.mig(t, "netstat", "-lp", "22")
 	if !strings.Contains(errOut, "destroy-e2e failed") {
-		t.Errorf("netstat ran without an ACL entry:\n%s", errOut)
+		atk.executed("netstat ran without an ACL entry:\n%s", errOut)
 	}
+	atk.refused()
 }

@@ -40,6 +40,7 @@ func TestPrivacyShadowLine(t *testing.T) {
 		return code == 0 && strings.Count(out, `"online"`) >= 2
 	})
 
+	atk := attack(t, "privacy", "scribe returns a shadow line with the default ACL")
 	work := t.TempDir()
 	shadowLine := "root:$6$Jh7Qx2Lk9PzW1sVb$K0XgkqU4yT5h0vA9cR2mP6wE3nL8dF1sJ7bY4tZ2xC5vQ9uH0iO3pK6aM8rS1eG4jW7lN2yB5oT9fD3hX6cV:19700:0:99999:7:::"
 	if err := os.WriteFile(filepath.Join(work, "shadow"), []byte(shadowLine+"\nVERSION=1.2.3\n"), 0o600); err != nil {
@@ -81,7 +82,7 @@ func TestPrivacyShadowLine(t *testing.T) {
 		switch {
 		case strings.Contains(line, `"priv-default"`):
 			if strings.Contains(line, "$6$") || values["lines"] != fmt.Sprintf("[withheld: %d bytes]", len(shadowLine)) {
-				t.Errorf("the default ACL let the shadow line out (value %q)\n%s", values["lines"], line)
+				atk.executed("the default ACL let the shadow line out (value %q)\n%s", values["lines"], line)
 			}
 			if !strings.Contains(line, "raw_scribe") {
 				t.Errorf("no privacy note naming raw_scribe in the result\n%s", line)
@@ -92,4 +93,5 @@ func TestPrivacyShadowLine(t *testing.T) {
 			}
 		}
 	}
+	atk.refused()
 }

@@ -97,6 +97,7 @@ func TestReplayAfterJournalLoss(t *testing.T) {
 		{"corrupted", func() error { return os.WriteFile(journal, []byte(`{"v":1,"entries":[{"act`), 0o600) }},
 	} {
 		t.Run(loss.name, func(t *testing.T) {
+			atk := attack(t, "replay-journal", "replay after the journal was "+loss.name)
 			procs[len(procs)-1].stop()
 			must(t, loss.lose())
 			startAgent()
@@ -109,12 +110,13 @@ func TestReplayAfterJournalLoss(t *testing.T) {
 				t.Errorf("refusal %q does not say why", cmd.Error)
 			}
 			if n := runs(); n != 1 {
-				t.Errorf("the agent ran %d commands, want 1: the action ran again", n)
+				atk.executed("the agent ran %d commands, want 1: the action ran again", n)
 			}
 			out := procs[len(procs)-1].output()
 			if !strings.Contains(out, "refusing actions valid from before now") {
 				t.Errorf("the agent's log does not say the journal was lost:\n%s", out)
 			}
+			atk.refused()
 		})
 	}
 
@@ -125,11 +127,16 @@ func TestReplayAfterJournalLoss(t *testing.T) {
 		}
 	})
 	t.Run("validity window over maxvalidity", func(t *testing.T) {
+		atk := attack(t, "replay-journal", "validity window over maxvalidity")
 		now := time.Now()
 		cmd := inject(t, srv, newAction(now, now.Add(25*time.Hour)), agentID)
 		if cmd.Status != action.CmdFailed || cmd.Code != action.CodeValidityTooLong || !strings.Contains(cmd.Error, "maxvalidity") {
 			t.Fatalf("status %q code %q (%s), want failed %q naming maxvalidity", cmd.Status, cmd.Code, cmd.Error, action.CodeValidityTooLong)
 		}
+		if len(cmd.Results) != 0 {
+			atk.executed("the agent ran the module: %+v", cmd.Results)
+		}
+		atk.refused()
 	})
 	if n := runs(); n != 2 {
 		t.Errorf("the agent ran %d commands, want 2", n)

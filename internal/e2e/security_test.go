@@ -149,41 +149,52 @@ func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
 
 	tests := []struct {
 		name       string
+		attack     bool // the command is an attack the agent must refuse
 		act        *action.Action
 		wantStatus string
 		wantCode   string
 		wantErr    string // the bad value the refusal must name
 	}{
-		{"signed", valid, action.CmdSuccess, "", ""},
-		{"unsigned", newAction("file", fileParams, online), action.CmdFailed, action.CodeBadSignature, ""},
-		{"tampered parameters", tamperedParams, action.CmdFailed, action.CodeBadSignature, ""},
-		{"tampered target", tamperedTarget, action.CmdFailed, action.CodeBadSignature, ""},
-		{"untrusted signer", newAction("file", fileParams, online, eve), action.CmdFailed, action.CodeUntrusted, ""},
-		{"expired", expired, action.CmdFailed, action.CodeExpired, ""},
-		{"not yet valid", future, action.CmdFailed, action.CodeNotYetValid, ""},
-		{"replayed", valid, action.CmdFailed, action.CodeReplay, ""},
-		{"wrongly targeted", newAction("file", fileParams, "name='not-this-agent'", alice), action.CmdFailed, action.CodeNotTargeted, ""},
-		{"targeted by tag", newAction("file", fileParams, "tags->>'operator'='IT' AND environment->>'os'='linux'", alice), action.CmdSuccess, "", ""},
-		{"under-weighted", newAction("testmodule", `{"mode":"ok","marker":"one"}`, online, alice), action.CmdFailed, action.CodeACLDenied, ""},
-		{"two signatures reach weight 2", newAction("testmodule", `{"mode":"ok","marker":"two"}`, online, alice, bob), action.CmdSuccess, "", ""},
-		{"panicking module", newAction("testmodule", `{"mode":"panic"}`, online, alice, bob), action.CmdFailed, action.CodeModuleFailed, ""},
-		{"hanging module", newAction("testmodule", `{"mode":"hang"}`, online, alice, bob), action.CmdTimeout, action.CodeModuleTimeout, ""},
-		{"agent still answers", newAction("testmodule", `{"mode":"ok","marker":"after"}`, online, alice, bob), action.CmdSuccess, "", ""},
+		{"signed", false, valid, action.CmdSuccess, "", ""},
+		{"unsigned", true, newAction("file", fileParams, online), action.CmdFailed, action.CodeBadSignature, ""},
+		{"tampered parameters", true, tamperedParams, action.CmdFailed, action.CodeBadSignature, ""},
+		{"tampered target", true, tamperedTarget, action.CmdFailed, action.CodeBadSignature, ""},
+		{"untrusted signer", true, newAction("file", fileParams, online, eve), action.CmdFailed, action.CodeUntrusted, ""},
+		{"expired", true, expired, action.CmdFailed, action.CodeExpired, ""},
+		{"not yet valid", true, future, action.CmdFailed, action.CodeNotYetValid, ""},
+		{"replayed", true, valid, action.CmdFailed, action.CodeReplay, ""},
+		{"wrongly targeted", true, newAction("file", fileParams, "name='not-this-agent'", alice), action.CmdFailed, action.CodeNotTargeted, ""},
+		{"targeted by tag", false, newAction("file", fileParams, "tags->>'operator'='IT' AND environment->>'os'='linux'", alice), action.CmdSuccess, "", ""},
+		{"under-weighted", true, newAction("testmodule", `{"mode":"ok","marker":"one"}`, online, alice), action.CmdFailed, action.CodeACLDenied, ""},
+		{"two signatures reach weight 2", false, newAction("testmodule", `{"mode":"ok","marker":"two"}`, online, alice, bob), action.CmdSuccess, "", ""},
+		{"panicking module", false, newAction("testmodule", `{"mode":"panic"}`, online, alice, bob), action.CmdFailed, action.CodeModuleFailed, ""},
+		{"hanging module", false, newAction("testmodule", `{"mode":"hang"}`, online, alice, bob), action.CmdTimeout, action.CodeModuleTimeout, ""},
+		{"agent still answers", false, newAction("testmodule", `{"mode":"ok","marker":"after"}`, online, alice, bob), action.CmdSuccess, "", ""},
 		// Bad input that the CLI and the API refuse, signed and injected
 		// past them: the agent refuses it too, naming the bad value.
-		{"signed bad regex", newAction("file", `{"searches":{"s1":{"paths":["/etc"],"names":["(unclosed"]}}}`, online, alice), action.CmdFailed, action.CodeBadParameters, "(unclosed"},
-		{"signed wrong-length hash", newAction("file", `{"searches":{"s1":{"paths":["/etc"],"md5":["eefc66a1e978dc9d825f28702106d4d"]}}}`, online, alice), action.CmdFailed, action.CodeBadParameters, `"eefc66a1e978dc9d825f28702106d4d"`},
-		{"signed unknown module", newAction("nosuchmodule", `{}`, online, alice), action.CmdFailed, action.CodeUnknownModule, `"nosuchmodule"`},
-		{"signed bad target", newAction("file", fileParams, "name = ", alice), action.CmdFailed, action.CodeNotTargeted, `"name = "`},
+		{"signed bad regex", true, newAction("file", `{"searches":{"s1":{"paths":["/etc"],"names":["(unclosed"]}}}`, online, alice), action.CmdFailed, action.CodeBadParameters, "(unclosed"},
+		{"signed wrong-length hash", true, newAction("file", `{"searches":{"s1":{"paths":["/etc"],"md5":["eefc66a1e978dc9d825f28702106d4d"]}}}`, online, alice), action.CmdFailed, action.CodeBadParameters, `"eefc66a1e978dc9d825f28702106d4d"`},
+		{"signed unknown module", true, newAction("nosuchmodule", `{}`, online, alice), action.CmdFailed, action.CodeUnknownModule, `"nosuchmodule"`},
+		{"signed bad target", true, newAction("file", fileParams, "name = ", alice), action.CmdFailed, action.CodeNotTargeted, `"name = "`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			var atk *attackRun
+			if tc.attack {
+				atk = attack(t, "forged-action", tc.name)
+			}
 			cmd := inject(t, srv, tc.act, agentID)
+			if tc.attack && len(cmd.Results) != 0 {
+				atk.executed("the agent ran the module: status %q, %d results", cmd.Status, len(cmd.Results))
+			}
 			if cmd.Status != tc.wantStatus || cmd.Code != tc.wantCode {
 				t.Fatalf("command status %q code %q (%s), want %q code %q", cmd.Status, cmd.Code, cmd.Error, tc.wantStatus, tc.wantCode)
 			}
 			if !strings.Contains(cmd.Error, tc.wantErr) {
 				t.Errorf("refusal %q does not name %q", cmd.Error, tc.wantErr)
+			}
+			if tc.attack {
+				atk.refused()
 			}
 		})
 	}
@@ -211,15 +222,21 @@ func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
 	}
 	for _, tc := range rawTests {
 		t.Run(tc.name, func(t *testing.T) {
+			atk := attack(t, "forged-encoding", tc.name)
 			cmd := injectRaw(t, srv, newAction("file", fileParams, online, alice), agentID, tc.msg)
+			if len(cmd.Results) != 0 {
+				atk.executed("the agent ran the module: %d results", len(cmd.Results))
+			}
 			if cmd.Status != action.CmdFailed || cmd.Code != action.CodeBadEncoding || !strings.Contains(cmd.Error, tc.wantErr) {
 				t.Fatalf("command status %q code %q (%s), want failed %q naming %q", cmd.Status, cmd.Code, cmd.Error, action.CodeBadEncoding, tc.wantErr)
 			}
+			atk.refused()
 		})
 	}
 	t.Run("garbage", func(t *testing.T) {
 		// Bytes that are not JSON name no command to answer: the agent
-		// drops them (the server expires the command) and lives on.
+		// drops them (the server expires the command) and lives on (the
+		// next subtest checks that it still answers).
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		for _, junk := range []string{`{"v":1,"command":`, "\x00\xff not json", ""} {
@@ -229,9 +246,11 @@ func TestAgentRefusesWhatInvestigatorsDidNotSign(t *testing.T) {
 		}
 	})
 	t.Run("agent answers after bad messages", func(t *testing.T) {
+		atk := attack(t, "forged-encoding", "garbage bytes stop the agent")
 		if cmd := inject(t, srv, newAction("file", fileParams, online, alice), agentID); cmd.Status != action.CmdSuccess {
 			t.Fatalf("command status %q code %q (%s), want success", cmd.Status, cmd.Code, cmd.Error)
 		}
+		atk.refused()
 	})
 
 	// The counters of every action add up.
