@@ -65,6 +65,24 @@ type Config struct {
 		// to find the client's address for the API key failure limit.
 		// Default none: the header is ignored, since clients can write it.
 		TrustedProxies []string `json:"trustedproxies"`
+		// MaxConnections bounds the API's open connections; default
+		// 10000. A connection over it is closed at once.
+		MaxConnections int `json:"maxconnections"`
+		// MaxConnectionsPerAddress bounds the open connections from one
+		// client address (trusted proxies are exempt); default 256. It is
+		// what keeps one flooding or slow client from taking the API's
+		// connections from everyone else.
+		MaxConnectionsPerAddress int `json:"maxconnectionsperaddress"`
+		// ReadHeaderTimeout bounds the TLS handshake and the reading of a
+		// request's headers (default 10s); ReadTimeout the whole request,
+		// body included (default 1m); WriteTimeout the response (default
+		// 5m); IdleTimeout how long a kept-alive connection may wait for
+		// its next request (default 2m). They bound what a slow client
+		// holds.
+		ReadHeaderTimeout Duration `json:"readheadertimeout"`
+		ReadTimeout       Duration `json:"readtimeout"`
+		WriteTimeout      Duration `json:"writetimeout"`
+		IdleTimeout       Duration `json:"idletimeout"`
 	} `json:"api"`
 	// Relay configures the embedded NATS relay that agents connect to, or
 	// the external NATS (cluster) the server uses instead.
@@ -173,6 +191,12 @@ func (c *RelayCluster) set() bool {
 func DefaultConfig() Config {
 	var c Config
 	c.API.Listen = DefaultAPIAddr
+	c.API.MaxConnections = 10000
+	c.API.MaxConnectionsPerAddress = 256
+	c.API.ReadHeaderTimeout = Duration(10 * time.Second)
+	c.API.ReadTimeout = Duration(time.Minute)
+	c.API.WriteTimeout = Duration(5 * time.Minute)
+	c.API.IdleTimeout = Duration(2 * time.Minute)
 	c.Relay.Listen = DefaultRelayAddr
 	c.Agents.OnlineWindow = Duration(3 * time.Minute)
 	c.Agents.IdleWindow = Duration(time.Hour)
@@ -246,6 +270,22 @@ func (c *Config) Validate() error {
 	}
 	if _, err := api.ParseTrustedProxies(c.API.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("api.trustedproxies: %w", err))
+	}
+	if c.API.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("api.maxconnections %d: must be at least 1", c.API.MaxConnections))
+	}
+	if c.API.MaxConnectionsPerAddress < 1 || c.API.MaxConnectionsPerAddress > c.API.MaxConnections {
+		errs = append(errs, fmt.Errorf("api.maxconnectionsperaddress %d: must be between 1 and api.maxconnections (%d)",
+			c.API.MaxConnectionsPerAddress, c.API.MaxConnections))
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"readheadertimeout", c.API.ReadHeaderTimeout}, {"readtimeout", c.API.ReadTimeout},
+		{"writetimeout", c.API.WriteTimeout}, {"idletimeout", c.API.IdleTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("api.%s %s: must be positive", d.name, time.Duration(d.v)))
+		}
 	}
 	if c.Relay.URL == "" {
 		if _, _, err := net.SplitHostPort(c.Relay.Listen); err != nil {

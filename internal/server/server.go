@@ -122,12 +122,17 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error
 		return nil, fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 	}
 	s.apiURL = "https://" + ln.Addr().String() + "/api/v1"
-	s.http = &http.Server{Handler: handler, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	s.http = &http.Server{Handler: handler, TLSConfig: tlsConf,
+		ReadHeaderTimeout: time.Duration(cfg.API.ReadHeaderTimeout), ReadTimeout: time.Duration(cfg.API.ReadTimeout),
+		WriteTimeout: time.Duration(cfg.API.WriteTimeout), IdleTimeout: time.Duration(cfg.API.IdleTimeout),
+		MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	limited := newConnLimiter(ln, cfg.API.MaxConnections, cfg.API.MaxConnectionsPerAddress, proxies,
+		logger.With("component", "api"))
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.ServeTLS(limited, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errc <- fmt.Errorf("api: %w", err)
 		}
 	}()
@@ -170,6 +175,10 @@ func (s *Server) Close() {
 		_ = s.Store.Close()
 	}
 }
+
+// maxHeaderBytes bounds a request's headers: the API's requests carry a
+// token or an API key and little else.
+const maxHeaderBytes = 64 << 10
 
 // authCheckTimeout bounds one agent credential lookup: a login waits for
 // it, and nats-server refuses logins that take longer than a few seconds
