@@ -61,9 +61,45 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, a *action.Action) (int, error)
 }
 
+// Store is what the API reads and writes: the store.Store methods its
+// handlers call, and nothing else (store.Store satisfies it).
+type Store interface {
+	// Actions and their commands.
+	CreateAction(ctx context.Context, a *action.Action) error
+	Action(ctx context.Context, id uint64) (*action.Action, error)
+	Actions(ctx context.Context, limit, offset int) ([]action.Action, error)
+	Commands(ctx context.Context, q store.CommandQuery) ([]action.Command, error)
+	Command(ctx context.Context, id uint64) (*action.Command, error)
+
+	// Agents, and their enrollment.
+	Agents(ctx context.Context, q store.AgentQuery) ([]action.Agent, error)
+	CountAgents(ctx context.Context, t target.Expr) (int, error)
+	AgentStatusCounts(ctx context.Context) (map[string]int, error)
+	UpsertAgents(ctx context.Context, agents []action.Agent) error
+	SaveAgentCredential(ctx context.Context, c store.AgentCredential) error
+
+	// Investigators.
+	CreateInvestigator(ctx context.Context, inv action.Investigator) (int64, error)
+	Investigators(ctx context.Context) ([]action.Investigator, error)
+	SetInvestigatorStatus(ctx context.Context, id int64, status string) error
+
+	// API keys (apikey.go).
+	CreateAPIKey(ctx context.Context, k store.APIKey) error
+	APIKey(ctx context.Context, keyID string) (store.APIKey, error)
+	APIKeys(ctx context.Context, investigatorID int64) ([]action.APIKey, error)
+	RevokeAPIKey(ctx context.Context, keyID string, at time.Time) error
+	TouchAPIKey(ctx context.Context, keyID string, at time.Time) error
+
+	// The audit log (audit.go).
+	AppendAudit(ctx context.Context, recs ...audit.Record) ([]audit.Entry, error)
+	AuditLog(ctx context.Context, after uint64, limit int) ([]audit.Entry, error)
+}
+
+var _ Store = store.Store(nil)
+
 // Config configures the API.
 type Config struct {
-	Store      store.Store
+	Store      Store
 	Dispatcher Dispatcher
 	// EnrollmentTokens are the secrets agents present to enroll.
 	EnrollmentTokens []string

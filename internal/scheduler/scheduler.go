@@ -95,10 +95,36 @@ func (c *Config) fill() {
 	}
 }
 
+// Store is what the scheduler reads and writes: the store.Store methods it
+// calls, and nothing else (store.Store satisfies it).
+type Store interface {
+	// Dispatch (dispatch.go).
+	AcquireDispatch(ctx context.Context, l store.DispatchLease, now time.Time) error
+	RenewDispatch(ctx context.Context, l store.DispatchLease) error
+	DispatchCommands(ctx context.Context, l store.DispatchLease, cmds []action.Command) error
+	FinishDispatch(ctx context.Context, l store.DispatchLease, status string, finished time.Time) error
+	StalledDispatches(ctx context.Context, now, unclaimedBefore time.Time) ([]uint64, error)
+	AgentRefs(ctx context.Context, q store.AgentQuery) ([]store.AgentRef, error)
+	Commands(ctx context.Context, q store.CommandQuery) ([]action.Command, error)
+
+	// Actions' statuses.
+	Action(ctx context.Context, id uint64) (*action.Action, error)
+	SetActionStatus(ctx context.Context, id uint64, status string, finished time.Time) error
+
+	// Results, heartbeats, redelivery and the sweep.
+	StoreResults(ctx context.Context, results []action.ResultMessage) (ack []uint64, err error)
+	UpsertAgents(ctx context.Context, agents []action.Agent) error
+	PendingCommands(ctx context.Context, agentID string, now time.Time) ([]action.Command, error)
+	MarkAgents(ctx context.Context, onlineSince, idleSince time.Time) error
+	ExpireCommands(ctx context.Context, now time.Time) ([]uint64, error)
+}
+
+var _ Store = store.Store(nil)
+
 // Scheduler is the server's dispatcher. Create it with New, then call Run.
 type Scheduler struct {
 	cfg        Config
-	store      store.Store
+	store      Store
 	hub        relay.Hub
 	log        *slog.Logger
 	now        func() time.Time
@@ -110,7 +136,7 @@ type Scheduler struct {
 }
 
 // New returns a scheduler over a store and a relay hub.
-func New(cfg Config, st store.Store, hub relay.Hub, logger *slog.Logger) *Scheduler {
+func New(cfg Config, st Store, hub relay.Hub, logger *slog.Logger) *Scheduler {
 	cfg.fill()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

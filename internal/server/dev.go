@@ -248,9 +248,18 @@ func ensureSecret(path string) (string, error) {
 	return s, atomicfile.Write(path, []byte(s+"\n"), 0o600)
 }
 
+// investigatorStore is what adding an administrator investigator reads and
+// writes (-dev, -add-investigator).
+type investigatorStore interface {
+	InvestigatorByFingerprint(ctx context.Context, fingerprint string) (action.Investigator, error)
+	CreateInvestigator(ctx context.Context, inv action.Investigator) (int64, error)
+}
+
+var _ investigatorStore = store.Store(nil)
+
 // ensureInvestigator adds an administrator investigator unless their key is
 // already known.
-func ensureInvestigator(ctx context.Context, st store.Store, name, pub, fp string) error {
+func ensureInvestigator(ctx context.Context, st investigatorStore, name, pub, fp string) error {
 	if _, err := st.InvestigatorByFingerprint(ctx, fp); err == nil {
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {

@@ -29,6 +29,11 @@ import (
 
 // Server is a running mig-server.
 type Server struct {
+	// Store is the store the server opened and closes: the whole
+	// store.Store, which the scheduler and the API each see through the
+	// narrower interface they declare (scheduler.Store, api.Store), and the
+	// relay's authentication through credentialStore. Tests use it to play
+	// a compromised store.
 	Store store.Store
 
 	log   *slog.Logger
@@ -185,10 +190,17 @@ const maxHeaderBytes = 64 << 10
 // anyway.
 const authCheckTimeout = 5 * time.Second
 
+// credentialStore is what authenticating agents on the relay reads.
+type credentialStore interface {
+	AgentCredential(ctx context.Context, agentID string) (store.AgentCredential, error)
+}
+
+var _ credentialStore = store.Store(nil)
+
 // authenticateAgents returns the check of an agent's relay password
 // against its credential in the store, which the embedded relay and the
 // auth callout both make.
-func authenticateAgents(ctx context.Context, st store.Store) func(agentID, password string) bool {
+func authenticateAgents(ctx context.Context, st credentialStore) func(agentID, password string) bool {
 	ctx = context.WithoutCancel(ctx)
 	return func(agentID, password string) bool {
 		ctx, cancel := context.WithTimeout(ctx, authCheckTimeout)
@@ -204,7 +216,7 @@ func authenticateAgents(ctx context.Context, st store.Store) func(agentID, passw
 // startEmbeddedRelay starts the NATS relay inside this process, which
 // authenticates agents against the store, and the hub on it; with
 // relay.cluster, the relay is one node of a cluster.
-func (s *Server) startEmbeddedRelay(ctx context.Context, cfg Config, tlsConf *tls.Config, st store.Store, logger *slog.Logger) error {
+func (s *Server) startEmbeddedRelay(ctx context.Context, cfg Config, tlsConf *tls.Config, st credentialStore, logger *slog.Logger) error {
 	scfg := natsrelay.ServerConfig{
 		Listen:       cfg.Relay.Listen,
 		TLS:          tlsConf.Clone(),
@@ -246,7 +258,7 @@ func (s *Server) startEmbeddedRelay(ctx context.Context, cfg Config, tlsConf *tl
 // verifying its certificate with relay.ca when set (and the system's roots
 // otherwise) for tls:// URLs, and starts answering the NATS's auth callout
 // with relay.calloutissuer.
-func (s *Server) connectExternalRelay(ctx context.Context, cfg Config, st store.Store, logger *slog.Logger) error {
+func (s *Server) connectExternalRelay(ctx context.Context, cfg Config, st credentialStore, logger *slog.Logger) error {
 	var hubTLS *tls.Config
 	if strings.Contains(cfg.Relay.URL, "tls://") || cfg.Relay.CA != "" {
 		hubTLS = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -306,7 +318,7 @@ func (s *Server) connectExternalRelay(ctx context.Context, cfg Config, st store.
 }
 
 // calloutConfig loads the auth callout's keys named by the configuration.
-func (s *Server) calloutConfig(cfg Config, st store.Store) (natsrelay.CalloutConfig, error) {
+func (s *Server) calloutConfig(cfg Config, st credentialStore) (natsrelay.CalloutConfig, error) {
 	issuer, err := loadSeed("relay.calloutissuer", cfg.Relay.CalloutIssuer, natsrelay.ParseCalloutIssuer, s.log)
 	if err != nil {
 		return natsrelay.CalloutConfig{}, err
