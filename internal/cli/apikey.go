@@ -8,6 +8,7 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/client"
+	"github.com/migplatform/mig/internal/cmdflag"
 )
 
 // The verbs of "mig apikey" (apikeyVerbs) manage the investigator's API
@@ -25,7 +26,7 @@ func apikeyCreateFlags(fs *flag.FlagSet) runFunc {
 		if strings.TrimSpace(*name) == "" {
 			return usagef("mig apikey create: -name is required")
 		}
-		if *expire < 0 || (*expire == 0 && isFlagSet(fs, "expire")) {
+		if *expire < 0 || (*expire == 0 && cmdflag.IsSet(fs, "expire")) {
 			return usagef("mig apikey create: -expire %s is not a positive duration", *expire)
 		}
 		var expireAfter time.Time
@@ -130,11 +131,4 @@ func validKeyID(id string) bool {
 		}
 	}
 	return true
-}
-
-// isFlagSet reports whether flag name was given on fs's command line.
-func isFlagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }

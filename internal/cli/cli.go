@@ -26,6 +26,7 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/client"
+	"github.com/migplatform/mig/internal/cmdflag"
 	"github.com/migplatform/mig/internal/module"
 	"github.com/migplatform/mig/internal/target"
 )
@@ -238,7 +239,7 @@ func (g *globals) register(fs *flag.FlagSet, names []string) {
 
 // isSet reports whether the flag was given on the command line.
 func (g *globals) isSet(name string) bool {
-	return g.fs != nil && isFlagSet(g.fs, name)
+	return g.fs != nil && cmdflag.IsSet(g.fs, name)
 }
 
 // check validates the values of the global flags.

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/migplatform/mig/internal/cmdflag"
 	"github.com/migplatform/mig/internal/strictjson"
 )
 
@@ -202,7 +203,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if disk, err := parseState(*state); err != nil {
 		fmt.Fprintf(stderr, "mig-fleet: -state: %v\n", err)
 		return 2
-	} else if isSet(fs, "state") {
+	} else if cmdflag.IsSet(fs, "state") {
 		cfg.DiskState = disk
 	}
 	cfg.AgentLogLevel = max(level, slog.LevelWarn)
@@ -263,13 +264,6 @@ func parseState(v string) (disk bool, err error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("state %q: want memory or disk", v)
-}
-
-// isSet reports whether a flag was given on the command line.
-func isSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }
 
 // finish prints the fleet's counters and returns the exit code of Run's

@@ -12,6 +12,7 @@ import (
 
 	"github.com/migplatform/mig/internal/api"
 	"github.com/migplatform/mig/internal/audit"
+	"github.com/migplatform/mig/internal/cmdflag"
 	"github.com/migplatform/mig/internal/module"
 	"github.com/migplatform/mig/internal/store"
 )
@@ -59,7 +60,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if isFlagSet(fs, "gen-callout-key") {
+	if cmdflag.IsSet(fs, "gen-callout-key") {
 		if fs.NArg() > 0 {
 			fmt.Fprintf(stderr, "mig-server: -gen-callout-key DIR: unexpected argument %q\n", fs.Arg(0))
 			return 2
@@ -135,13 +136,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mig-server: %v\n", err)
 		return 1
 	}
-}
-
-// isFlagSet reports whether flag name was given on fs's command line.
-func isFlagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }
 
 func addInvestigator(ctx context.Context, cfg Config, name, pubFile string, logger *slog.Logger) error {
