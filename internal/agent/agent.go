@@ -21,6 +21,7 @@ import (
 	"github.com/migplatform/mig/internal/module"
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/sign"
+	"github.com/migplatform/mig/internal/version"
 )
 
 // Workers is how many commands an agent runs at once.
@@ -296,7 +297,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
-	a.log.Info("agent starting", "agentid", a.id, "name", a.cfg.Name, "version", Version,
+	a.log.Info("agent starting", "agentid", a.id, "name", a.cfg.Name, "version", version.Version,
 		"statedir", a.cfg.StateDir, "modules", module.Names(), "resumed", len(a.resumed))
 	for _, it := range a.resumed {
 		a.jobs <- job{item: it, resumed: true}
@@ -603,7 +604,7 @@ func (a *Agent) self(now time.Time) action.Agent {
 		Name:          a.cfg.Name,
 		QueueLoc:      env.OS + "." + a.id,
 		Mode:          a.mode,
-		Version:       Version,
+		Version:       version.Version,
 		PID:           os.Getpid(),
 		StartTime:     a.started,
 		HeartbeatTime: now,

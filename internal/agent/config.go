@@ -19,10 +19,6 @@ import (
 	"github.com/migplatform/mig/internal/action"
 )
 
-// Version is the agent's version, reported in heartbeats. Release builds set
-// it with -ldflags "-X github.com/migplatform/mig/internal/agent.Version=...".
-var Version = "dev"
-
 // Compiled-in configuration, set with the linker's -X flag as standard base64
 // (see the package documentation). Empty means none.
 var (

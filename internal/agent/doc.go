@@ -91,5 +91,5 @@
 //	  -X github.com/migplatform/mig/internal/agent.builtinConfig=$(base64 -w0 agent.json) \
 //	  -X github.com/migplatform/mig/internal/agent.builtinKeyring=$(base64 -w0 investigators.asc) \
 //	  -X github.com/migplatform/mig/internal/agent.builtinACL=$(base64 -w0 acl.json) \
-//	  -X github.com/migplatform/mig/internal/agent.Version=1.2.3" ./cmd/mig-agent
+//	  -X github.com/migplatform/mig/internal/version.Version=1.2.3" ./cmd/mig-agent
 package agent

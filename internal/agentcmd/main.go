@@ -17,6 +17,7 @@ import (
 	"github.com/migplatform/mig/internal/agent"
 	"github.com/migplatform/mig/internal/module"
 	"github.com/migplatform/mig/internal/relay/dialer"
+	"github.com/migplatform/mig/internal/version"
 )
 
 // Main runs mig-agent with args (without the program name) and returns the
@@ -27,7 +28,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.SetOutput(stderr)
 	conf := fs.String("c", "", "configuration file (default: the compiled-in configuration)")
 	mod := fs.String("m", "", "serve one operation of this module (used by the agent itself)")
-	version := fs.Bool("version", false, "print the version and exit")
+	printVersion := fs.Bool("version", false, "print the version and exit")
 	setFlags := agent.SetFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -36,8 +37,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return 2
 	}
 	switch {
-	case *version:
-		fmt.Fprintln(stdout, agent.Version)
+	case *printVersion:
+		fmt.Fprintln(stdout, version.Version)
 		return 0
 	case *mod != "":
 		return module.ServeChild(ctx, *mod, stdin, stdout, stderr)

@@ -32,6 +32,7 @@ import (
 	"github.com/migplatform/mig/internal/store"
 	"github.com/migplatform/mig/internal/strictjson"
 	"github.com/migplatform/mig/internal/target"
+	"github.com/migplatform/mig/internal/version"
 )
 
 // Permissions an investigator may hold.
@@ -49,9 +50,6 @@ var AllPermissions = []string{PermActionCreate, PermActionRead, PermAgentRead, P
 // investigating takes (launch actions, read them, and see the agents, which
 // the target preview of every launch needs), not administration.
 var DefaultPermissions = []string{PermActionCreate, PermActionRead, PermAgentRead}
-
-// Version is reported by the health endpoint.
-var Version = "dev"
 
 // MaxBodySize bounds request bodies.
 const MaxBodySize = 4 << 20
@@ -325,7 +323,7 @@ func (a *API) authenticate(r *http.Request) (action.Investigator, string, error)
 }
 
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": Version})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": version.Version})
 }
 
 func readJSON(r *http.Request, v any) error {

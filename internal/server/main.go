@@ -15,6 +15,7 @@ import (
 	"github.com/migplatform/mig/internal/cmdflag"
 	"github.com/migplatform/mig/internal/module"
 	"github.com/migplatform/mig/internal/store"
+	"github.com/migplatform/mig/internal/version"
 )
 
 const usage = `usage: mig-server [flags]
@@ -51,7 +52,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		addInv    = fs.String("add-investigator", "", "add an administrator investigator with this name and exit")
 		pubkey    = fs.String("pubkey", "", "with -add-investigator: armored OpenPGP public key file")
 		logLevel  = fs.String("loglevel", "", "debug, info, warn or error")
-		version   = fs.Bool("version", false, "print the version and exit")
+		printVer  = fs.Bool("version", false, "print the version and exit")
 		callout   = fs.String("gen-callout-key", "", "write the keys of a NATS cluster's auth callout in `DIR`, print the configuration to use them, and exit")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -71,8 +72,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	if *version {
-		fmt.Fprintln(stdout, "mig-server", api.Version)
+	if *printVer {
+		fmt.Fprintln(stdout, "mig-server", version.Version)
 		return 0
 	}
 	level := slog.LevelInfo

@@ -15,7 +15,7 @@
 // On Linux the module opens a pidfd for the process (so that a reused pid
 // can never receive the signal), then checks that /proc/<pid>/exe is a Go
 // program whose main package is MainPackage and whose version (the value of
-// internal/agent.Version set with -ldflags -X when it was built, "dev"
+// internal/version.Version set with -ldflags -X when it was built, "dev"
 // otherwise) equals the requested version, and that the base name of its
 // command line's first word starts with "mig-agent". It refuses its own
 // process and its parent (the agent that runs it). It then sends SIGTERM,
@@ -50,6 +50,7 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/version"
 )
 
 // Name is the module's name.
@@ -59,9 +60,10 @@ const Name = "agentdestroy"
 // in the build information of a mig-agent binary.
 const MainPackage = "github.com/migplatform/mig/cmd/mig-agent"
 
-// VersionVariable is the variable that holds an agent's version, set at
-// build time with -ldflags "-X VersionVariable=...".
-const VersionVariable = "github.com/migplatform/mig/internal/agent.Version"
+// VersionVariable is the variable that holds an agent's version (the
+// version of every MIG binary), set at build time with -ldflags
+// "-X VersionVariable=...".
+const VersionVariable = version.Variable
 
 // Sentinel errors.
 var (

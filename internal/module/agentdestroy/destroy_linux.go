@@ -16,6 +16,7 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
+	"github.com/migplatform/mig/internal/version"
 )
 
 // Run checks the process and stops it.
@@ -112,10 +113,10 @@ func (r *Runner) check(pid int) error {
 }
 
 // BuildVersion returns the agent version a binary was built with: the value
-// its -ldflags gave VersionVariable with -X, or "dev" (the variable's
-// default) when they did not.
+// its -ldflags gave VersionVariable with -X, or version.Unset (the
+// variable's default, "dev") when they did not.
 func BuildVersion(info *buildinfo.BuildInfo) string {
-	version := "dev"
+	v := version.Unset
 	for _, s := range info.Settings {
 		if s.Key != "-ldflags" {
 			continue
@@ -136,9 +137,9 @@ func BuildVersion(info *buildinfo.BuildInfo) string {
 				def = f[4:]
 			}
 			if name, val, ok := strings.Cut(def, "="); ok && name == VersionVariable {
-				version = val
+				v = val
 			}
 		}
 	}
-	return version
+	return v
 }
