@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/client"
 )
 
@@ -34,19 +35,21 @@ func apiURLOf(t *testing.T, p *proc) string {
 var summaryRE = regexp.MustCompile(`(\d+) of (\d+) agents answered: (\d+) success, (\d+) failed, (\d+) timeout, (\d+) expired, (\d+) cancelled`)
 
 // checkSummary checks that errOut ends with a summary whose counters add up
-// and returns its numbers: answered, targeted, success, failed, timeout,
-// expired, cancelled.
-func checkSummary(t *testing.T, errOut string) []int {
+// and returns them as the action.Counters mig printed them from: Done
+// answered of Sent targeted, then Success, Failed, TimeOut, Expired and
+// Cancelled.
+func checkSummary(t *testing.T, errOut string) action.Counters {
 	t.Helper()
 	m := summaryRE.FindStringSubmatch(errOut)
 	if m == nil {
 		t.Fatalf("no summary on stderr:\n%s", errOut)
 	}
-	n := make([]int, len(m)-1)
-	for i := range n {
-		fmt.Sscan(m[i+1], &n[i])
+	var n action.Counters
+	for i, f := range []*int{&n.Done, &n.Sent, &n.Success, &n.Failed, &n.TimeOut, &n.Expired, &n.Cancelled} {
+		fmt.Sscan(m[i+1], f)
 	}
-	if sum := n[2] + n[3] + n[4] + n[5] + n[6]; sum != n[0] || n[0] != n[1] {
+	n.InFlight = n.Sent - n.Done
+	if sum := n.Success + n.Failed + n.TimeOut + n.Expired + n.Cancelled; sum != n.Done || n.Done != n.Sent {
 		t.Errorf("summary does not add up: %s", m[0])
 	}
 	return n
@@ -70,7 +73,7 @@ func TestSeedCommandLines(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
-		if n := checkSummary(t, errOut); n[0] != 1 || n[3] != 0 {
+		if n := checkSummary(t, errOut); n.Done != 1 || n.Failed != 0 {
 			t.Errorf("want the one agent to answer without failing:\n%s", errOut)
 		}
 	})
@@ -87,7 +90,7 @@ func TestSeedCommandLines(t *testing.T) {
 		if !regexp.MustCompile(`(?m) /sys/devices/\S*/uevent \[lastmodified:`).MatchString(out) {
 			t.Errorf("no uevent file in the results:\n%.2000s", out)
 		}
-		if n := checkSummary(t, errOut); n[2] != 1 {
+		if n := checkSummary(t, errOut); n.Success != 1 {
 			t.Errorf("want one success:\n%s", errOut)
 		}
 	})
@@ -97,7 +100,7 @@ func TestSeedCommandLines(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
-		if n := checkSummary(t, errOut); n[2] != 1 {
+		if n := checkSummary(t, errOut); n.Success != 1 {
 			t.Errorf("want one success:\n%s", errOut)
 		}
 	})
@@ -227,7 +230,7 @@ func TestSeedCommandLines(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
-		if n := checkSummary(t, errOut); n[2] != 1 {
+		if n := checkSummary(t, errOut); n.Success != 1 {
 			t.Errorf("want one success:\n%s", errOut)
 		}
 
@@ -320,10 +323,10 @@ func TestSeedCommandLines(t *testing.T) {
 		// 10.22.75.57 is a private address nobody here answers: the agent
 		// is listed as not finding it, unless ping itself failed (no raw
 		// socket), which mig prints as an error naming the agent.
-		if n[2] == 1 && !strings.Contains(out, "web-sc13-01 did not find anything") {
+		if n.Success == 1 && !strings.Contains(out, "web-sc13-01 did not find anything") {
 			t.Errorf("-show notfound: want web-sc13-01 listed\nstdout:\n%s\nstderr:\n%s", out, errOut)
 		}
-		if n[2] != 1 && !strings.Contains(errOut, "web-sc13-01") {
+		if n.Success != 1 && !strings.Contains(errOut, "web-sc13-01") {
 			t.Errorf("a failed ping must name the agent:\n%s", errOut)
 		}
 	})
@@ -502,7 +505,7 @@ func TestTwoInvestigatorsGPG(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "e2e-two-signers failed: acl_denied") {
 		t.Fatalf("one signature: exit %d, want the agent to refuse with acl_denied\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	if n := checkSummary(t, errOut); n[3] != 1 {
+	if n := checkSummary(t, errOut); n.Failed != 1 {
 		t.Errorf("one signature: want 1 failed:\n%s", errOut)
 	}
 	atk.refused()
@@ -521,7 +524,7 @@ func TestTwoInvestigatorsGPG(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "e2e-two-signers /etc/hostname [lastmodified:") {
 		t.Fatalf("two signatures: exit %d, want /etc/hostname from e2e-two-signers\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	if n := checkSummary(t, errOut); n[2] != 1 || n[1] != 1 {
+	if n := checkSummary(t, errOut); n.Success != 1 || n.Sent != 1 {
 		t.Errorf("two signatures: want 1 of 1 success:\n%s", errOut)
 	}
 

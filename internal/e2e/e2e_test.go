@@ -325,7 +325,7 @@ func TestServerRestartLosesNoResult(t *testing.T) {
 	})
 	// The counters add up: both agents in success, nothing else.
 	out, errOut, code := run(t, env, "results", id)
-	if n := checkSummary(t, errOut); code != 0 || n[0] != 2 || n[2] != 2 {
+	if n := checkSummary(t, errOut); code != 0 || n.Done != 2 || n.Success != 2 {
 		t.Errorf("mig results %s after the restart: exit %d, want 2 of 2 success\nstdout:\n%s\nstderr:\n%s", id, code, out, errOut)
 	}
 }
