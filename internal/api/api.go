@@ -74,6 +74,7 @@ type Store interface {
 	CountAgents(ctx context.Context, t target.Expr) (int, error)
 	AgentStatusCounts(ctx context.Context) (map[string]int, error)
 	UpsertAgents(ctx context.Context, agents []action.Agent) error
+	AgentCredential(ctx context.Context, agentID string) (store.AgentCredential, error)
 	SaveAgentCredential(ctx context.Context, c store.AgentCredential) error
 
 	// Investigators.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/relay"
 	"github.com/migplatform/mig/internal/store"
 )
@@ -117,6 +118,9 @@ type Store interface {
 	PendingCommands(ctx context.Context, agentID string, now time.Time) ([]action.Command, error)
 	MarkAgents(ctx context.Context, onlineSince, idleSince time.Time) error
 	ExpireCommands(ctx context.Context, now time.Time) ([]uint64, error)
+
+	// The audit log: dispatches resumed from another server.
+	AppendAudit(ctx context.Context, recs ...audit.Record) ([]audit.Entry, error)
 }
 
 var _ Store = store.Store(nil)
