@@ -443,6 +443,15 @@ func TestTwoInvestigatorsGPG(t *testing.T) {
 	if out, errOut, code = run(t, env, "agents", "-c", carolRC); code != 0 || !strings.Contains(out, "online") {
 		t.Errorf("Carol (agent.read) listing agents: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	atk = attack(t, "audit", "reading the audit log without audit.read")
+	out, errOut, code = run(t, env, "audit", "-c", carolRC)
+	if code == 0 || strings.Contains(out, "action.create") || strings.Contains(out, "investigator.create") {
+		atk.executed("Carol read the audit log: exit %d\nstdout:\n%s", code, out)
+	}
+	if !strings.Contains(errOut, "403") || !strings.Contains(errOut, "audit.read") {
+		t.Errorf("Carol reading the audit log: exit %d, want 403 naming audit.read\n%s", code, errOut)
+	}
+	atk.refused()
 	atk = attack(t, "api-auth", "launching without action.create")
 	_, errOut, code = run(t, env, "file", "-c", carolRC, "-path", "/etc", "-name", "^hostname$")
 	if code == 0 || !strings.Contains(errOut, "403") || !strings.Contains(errOut, "action.create") {

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,5 +142,41 @@ func TestReplayAfterJournalLoss(t *testing.T) {
 	})
 	if n := runs(); n != 2 {
 		t.Errorf("the agent ran %d commands, want 2", n)
+	}
+}
+
+// TestAgentEnvCannotLiftValidityBound starts the real mig-agent with
+// MIG_AGENT_MAX_VALIDITY set past the agent's hard bound (31 days), or to
+// something that is not a duration, as someone who controls the agent's
+// environment could, to widen the window in which a lost journal lets an
+// action run again: the agent refuses to start, naming the setting or the
+// variable.
+func TestAgentEnvCannotLiftValidityBound(t *testing.T) {
+	alice := newInvestigator(t, "Alice")
+	dir := t.TempDir()
+	b, _ := json.Marshal(map[string]any{
+		"server": "https://127.0.0.1:1/api/v1", "enrollmenttoken": "e2e-enrollment-token-0123456789",
+		"statedir": filepath.Join(dir, "agent"), "keyringdata": alice.pub,
+		"acldata":   fmt.Sprintf(`{"default": {"minimumweight": 1, "investigators": {"Alice": {"fingerprint": %q, "weight": 1}}}}`, alice.fp),
+		"moduleexe": bins.agent,
+	})
+	cfgFile := filepath.Join(dir, "agent.json")
+	must(t, os.WriteFile(cfgFile, b, 0o600))
+	for _, v := range []string{"745h", "8760h", "-1h", "forever"} {
+		t.Run(v, func(t *testing.T) {
+			atk := attack(t, "agent-env", "MIG_AGENT_MAX_VALIDITY="+v)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bins.agent, "-c", cfgFile)
+			cmd.Env = append(os.Environ(), "MIG_AGENT_MAX_VALIDITY="+v)
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				atk.executed("the agent started with maxvalidity %s:\n%s", v, out)
+			}
+			if err == nil || !strings.Contains(string(out), "maxvalidity") && !strings.Contains(string(out), "MIG_AGENT_MAX_VALIDITY") {
+				t.Errorf("mig-agent with MIG_AGENT_MAX_VALIDITY=%s: %v, want a refusal naming the setting\n%s", v, err, out)
+			}
+			atk.refused()
+		})
 	}
 }
