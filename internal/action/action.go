@@ -23,7 +23,9 @@ import (
 // and agents over the relay. Bump it whenever a message changes shape.
 //
 //	1: first version: command, result, ack, heartbeat messages; signed
-//	   encoding "mig-action-v1".
+//	   encoding "mig-action-v1". Later extended, compatibly (an added
+//	   optional field, which older readers ignore): result messages carry
+//	   the agent's signature, ResultSignature ("mig-result-v1").
 const ProtocolVersion = 1
 
 // SyntaxVersion is the version of the action file format. MIG's action files

@@ -58,6 +58,10 @@ type Command struct {
 	Error      string    `json:"error,omitempty"` // human-readable detail for Code
 	StartTime  time.Time `json:"starttime,omitzero"`
 	FinishTime time.Time `json:"finishtime,omitzero"`
+	// Signature is the agent's signature over its result, stored and
+	// returned as the agent sent it (see VerifyResult); nil if the agent
+	// sent none or the server ended the command.
+	Signature *ResultSignature `json:"signature,omitempty"`
 }
 
 // Result is what one operation returned. Elements and Statistics are

@@ -34,6 +34,10 @@ type ResultMessage struct {
 	Results   []Result  `json:"results,omitempty"`
 	Started   time.Time `json:"started,omitzero"`
 	Finished  time.Time `json:"finished,omitzero"`
+	// Signature is the agent's signature over the fields above (see
+	// ResultEncoding); results of agents older than result signing have
+	// none.
+	Signature *ResultSignature `json:"signature,omitempty"`
 }
 
 // HeartbeatMessage is sent by an agent periodically and on every (re)connect,
@@ -85,6 +89,11 @@ func DecodeResult(data []byte) (*ResultMessage, error) {
 	if len(m.Results) > MaxOperations {
 		return nil, fmt.Errorf("%w: result for command %d has %d operation results, more than %d",
 			ErrMessage, m.CommandID, len(m.Results), MaxOperations)
+	}
+	if m.Signature != nil {
+		if err := m.Signature.Check(); err != nil {
+			return nil, fmt.Errorf("%w: result for command %d: %v", ErrMessage, m.CommandID, err)
+		}
 	}
 	return &m, nil
 }
