@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
@@ -65,7 +67,7 @@ func (a *Agent) handle(ctx context.Context, j job) {
 			a.resend(ctx, j.item, p.Command.ID)
 			return
 		}
-		a.refuse(ctx, j.item, p.Command.ID, p.Command.Action.ID, refusal{action.CodeBadEncoding, err})
+		a.refuse(ctx, j.item, p.Command.ID, p.Command.Action.ID, "", refusal{action.CodeBadEncoding, err})
 		return
 	}
 	cmd := &m.Command
@@ -83,7 +85,7 @@ func (a *Agent) handle(ctx context.Context, j job) {
 		return
 	}
 	if cmd.AgentID != a.id {
-		a.refuse(ctx, j.item, cmd.ID, act.ID, refusal{action.CodeBadEncoding,
+		a.refuse(ctx, j.item, cmd.ID, act.ID, "", refusal{action.CodeBadEncoding,
 			fmt.Errorf("command %d is for agent %q, not this agent %q", cmd.ID, cmd.AgentID, a.id)})
 		return
 	}
@@ -91,10 +93,15 @@ func (a *Agent) handle(ctx context.Context, j job) {
 		if j.resumed {
 			log.Warn("answering a command that was running when the agent stopped")
 			now := time.Now()
+			// It ran, so it checked: its encoding is that of the action it ran.
+			hash := ""
+			if checked, err := act.Check(); err == nil {
+				hash = action.ActionHash(checked.Encoding())
+			}
 			a.finish(ctx, j.item, &action.ResultMessage{
 				CommandID: cmd.ID, ActionID: act.ID, Status: action.CmdFailed,
 				Code: action.CodeModuleFailed, Error: restartedError, Started: now, Finished: now,
-			})
+			}, hash)
 			return
 		}
 		log.Debug("ignoring a command that already ran and was acknowledged")
@@ -102,10 +109,10 @@ func (a *Agent) handle(ctx context.Context, j job) {
 		return
 	}
 	now := time.Now()
-	runners, r := a.check(cmd, now)
+	runners, hash, r := a.check(cmd, now)
 	if r != nil {
 		log.Warn("refusing a command", "code", r.code, "err", r.err)
-		a.refuse(ctx, j.item, cmd.ID, act.ID, *r)
+		a.refuse(ctx, j.item, cmd.ID, act.ID, hash, *r)
 		return
 	}
 	if a.runParsed == nil {
@@ -116,7 +123,7 @@ func (a *Agent) handle(ctx context.Context, j job) {
 	e, claimed, err := a.journal.claim(journalEntry{Action: act.ID, Command: cmd.ID, ExpireAfter: act.ExpireAfter}, now)
 	switch {
 	case errors.Is(err, ErrJournalFull):
-		a.refuse(ctx, j.item, cmd.ID, act.ID, refusal{action.CodeReplay,
+		a.refuse(ctx, j.item, cmd.ID, act.ID, hash, refusal{action.CodeReplay,
 			fmt.Errorf("cannot record action %d: %w; refusing it until older actions expire", act.ID, err)})
 		return
 	case err != nil:
@@ -128,7 +135,7 @@ func (a *Agent) handle(ctx context.Context, j job) {
 		a.inboxDone(j.item)
 		return
 	case !claimed:
-		a.refuse(ctx, j.item, cmd.ID, act.ID, refusal{action.CodeReplay,
+		a.refuse(ctx, j.item, cmd.ID, act.ID, hash, refusal{action.CodeReplay,
 			fmt.Errorf("action %d already ran here as command %d", act.ID, e.Command)})
 		return
 	}
@@ -141,22 +148,32 @@ func (a *Agent) handle(ctx context.Context, j job) {
 	}
 	a.limitResults(cmd, res)
 	log.Info("command finished", "status", res.Status, "code", res.Code)
-	a.finish(ctx, j.item, res)
+	a.finish(ctx, j.item, res, hash)
 }
 
 // check runs every check of the trust model, in order: encoding,
 // signatures, ACL, validity window, replay, target, then each operation's
 // parameters. It returns the first refusal, or the parsed parameters of
-// every operation, which run runs without parsing them again.
-func (a *Agent) check(cmd *action.Command, now time.Time) ([]module.Runner, *refusal) {
+// every operation, which run runs without parsing them again. With either
+// it returns the action hash of the encoding it checked (action.ActionHash),
+// which the agent signs with its result; "" if the action did not encode.
+func (a *Agent) check(cmd *action.Command, now time.Time) ([]module.Runner, string, *refusal) {
 	act := &cmd.Action
 	// The action as received is checked and encoded once, here; the
 	// signatures are verified over that encoding, and nothing below
 	// changes act.
 	checked, err := act.Check()
 	if err != nil {
-		return nil, &refusal{action.CodeBadEncoding, err}
+		return nil, "", &refusal{action.CodeBadEncoding, err}
 	}
+	hash := action.ActionHash(checked.Encoding())
+	runners, r := a.checkEncoded(cmd, checked, now)
+	return runners, hash, r
+}
+
+// checkEncoded runs the checks of check after the encoding.
+func (a *Agent) checkEncoded(cmd *action.Command, checked *action.Checked, now time.Time) ([]module.Runner, *refusal) {
+	act := &cmd.Action
 	fps, err := sign.VerifyChecked(checked, a.keyring)
 	switch {
 	case errors.Is(err, sign.ErrUnknownSigner):
@@ -259,22 +276,24 @@ func firstErr(first, next error) error {
 	return next
 }
 
-// refuse answers a command failed with a refusal.
-func (a *Agent) refuse(ctx context.Context, it inboxItem, cmdID, actionID uint64, r refusal) {
+// refuse answers a command failed with a refusal; actionHash is the hash
+// of the action's encoding, if it encoded.
+func (a *Agent) refuse(ctx context.Context, it inboxItem, cmdID, actionID uint64, actionHash string, r refusal) {
 	now := time.Now()
 	a.finish(ctx, it, &action.ResultMessage{
 		CommandID: cmdID, ActionID: actionID, Status: action.CmdFailed,
 		Code: r.code, Error: r.err.Error(), Started: now, Finished: now,
-	})
+	}, actionHash)
 }
 
-// finish writes a result to the outbox, removes its command from the inbox
-// and publishes the result. If the outbox cannot be written, the command
-// stays in the inbox for the next start.
-func (a *Agent) finish(ctx context.Context, it inboxItem, m *action.ResultMessage) {
+// finish signs a result, writes it to the outbox, removes its command from
+// the inbox and publishes the result. If the outbox cannot be written, the
+// command stays in the inbox for the next start. actionHash is the hash of
+// the action encoding the agent checked, "" if there is none.
+func (a *Agent) finish(ctx context.Context, it inboxItem, m *action.ResultMessage, actionHash string) {
 	m.V = action.ProtocolVersion
 	m.AgentID = a.id
-	data, err := fitResult(m)
+	data, err := sealResult(m, a.key, a.cfg.Name, actionHash)
 	if err != nil {
 		a.log.Error("cannot encode a result", "command", m.CommandID, "err", err)
 		return
@@ -323,13 +342,51 @@ func (a *Agent) releaseInflight(id uint64) {
 	delete(a.inflight, id)
 }
 
-// fitResult encodes a result message within action.MaxMessageSize. A
-// message over the limit loses elements, largest results first (keeping
-// statistics and saying so in the result's errors), then long error lists
-// and large statistics; if even that is too large, it carries no results and
-// CodeTooLarge.
-func fitResult(m *action.ResultMessage) ([]byte, error) {
-	data, err := action.Marshal(m)
+// sealResult fits a result message within action.MaxMessageSize (see
+// fitResult), leaving room for its signature, then signs what is left with
+// the agent's identity key and encodes it: the signature covers exactly the
+// result that is sent.
+func sealResult(m *action.ResultMessage, key ed25519.PrivateKey, name, actionHash string) ([]byte, error) {
+	m.Signature = nil
+	// Code and Error are kept as text columns by the server's store, which
+	// cannot hold NUL (PostgreSQL); what the agent signs is what can be
+	// stored.
+	m.Code, m.Error = storableText(m.Code), storableText(m.Error)
+	// The signature's JSON: key and signature in base64, the hash, two
+	// times, and the name, whose every byte may take six when escaped.
+	reserve := 1024 + 6*len(name)
+	if _, err := fitResult(m, action.MaxMessageSize-reserve); err != nil {
+		return nil, err
+	}
+	sig, err := action.SignResult(key, m.Fields(), action.ResultSignature{
+		Name: name, ActionHash: actionHash, Started: m.Started, Finished: m.Finished})
+	if err != nil {
+		return nil, err
+	}
+	m.Signature = sig
+	return action.Marshal(m)
+}
+
+// storableText returns s as valid UTF-8 without NUL, replacing either with
+// U+FFFD.
+func storableText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// fitResult encodes a result message within limit bytes (at most
+// action.MaxMessageSize). A message over the limit loses elements, largest
+// results first (keeping statistics and saying so in the result's errors),
+// then long error lists and large statistics; if even that is too large, it
+// carries no results and CodeTooLarge.
+func fitResult(m *action.ResultMessage, limit int) ([]byte, error) {
+	marshal := func() ([]byte, error) {
+		b, err := action.Marshal(m)
+		if err == nil && len(b) > limit {
+			err = fmt.Errorf("%w: message is %d bytes, over the limit of %d", action.ErrMessage, len(b), limit)
+		}
+		return b, err
+	}
+	data, err := marshal()
 	if err == nil || !errors.Is(err, action.ErrMessage) {
 		return data, err
 	}
@@ -379,7 +436,7 @@ func fitResult(m *action.ResultMessage) ([]byte, error) {
 		} else {
 			r.Errors[t.note] = note
 		}
-		if data, err := action.Marshal(m); err == nil {
+		if data, err := marshal(); err == nil {
 			return data, nil
 		}
 	}
@@ -402,14 +459,14 @@ func fitResult(m *action.ResultMessage) ([]byte, error) {
 	if len(m.Error) > 4096 {
 		m.Error = m.Error[:4096] + "..."
 	}
-	if data, err := action.Marshal(m); err == nil {
+	if data, err := marshal(); err == nil {
 		return data, nil
 	}
 	m.Results = nil
 	m.Status = action.CmdFailed
 	m.Code = action.CodeTooLarge
 	m.Error = fmt.Sprintf("the result was %d bytes, over the relay limit of %d, and could not be cut down", orig, action.MaxMessageSize)
-	return action.Marshal(m)
+	return marshal()
 }
 
 // mustJSON encodes a value that always encodes (raw JSON already checked).

@@ -277,6 +277,10 @@ func (p *platform) receive(in relay.Inbound) {
 		if m.AgentID != in.AgentID {
 			p.t.Errorf("result agent id %q, relay says %q", m.AgentID, in.AgentID)
 		}
+		// Every result an agent sends is signed by the key its ID names.
+		if err := action.VerifyResult(m.Fields(), m.Signature); err != nil {
+			p.t.Errorf("agent %s sent a result that does not verify: %v", in.AgentID, err)
+		}
 		select {
 		case p.resultChan(in.AgentID) <- m:
 		default:

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -303,17 +304,26 @@ func TestFitResult(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := &action.ResultMessage{V: action.ProtocolVersion, AgentID: "a", CommandID: 1, Status: action.CmdSuccess, Results: tt.results}
-			data, err := fitResult(m)
+			_, key, err := ed25519.GenerateKey(rand.Reader)
 			if err != nil {
-				t.Fatalf("fitResult: %v", err)
+				t.Fatal(err)
+			}
+			m := &action.ResultMessage{V: action.ProtocolVersion, AgentID: action.AgentID(key.Public().(ed25519.PublicKey)),
+				CommandID: 1, Status: action.CmdSuccess, Results: tt.results}
+			data, err := sealResult(m, key, strings.Repeat("\x01", action.MaxNameLen), action.ActionHash([]byte("x")))
+			if err != nil {
+				t.Fatalf("sealResult: %v", err)
 			}
 			if len(data) > action.MaxMessageSize {
 				t.Fatalf("fitResult gave %d bytes, over %d", len(data), action.MaxMessageSize)
 			}
 			got, err := action.DecodeResult(data)
 			if err != nil {
-				t.Fatalf("fitResult output does not decode: %v", err)
+				t.Fatalf("sealResult output does not decode: %v", err)
+			}
+			// The signature covers what was sent, after fitting.
+			if err := action.VerifyResult(got.Fields(), got.Signature); err != nil {
+				t.Errorf("the fitted result does not verify: %v", err)
 			}
 			if got.Code != tt.wantCode {
 				t.Errorf("code = %q, want %q", got.Code, tt.wantCode)
