@@ -214,6 +214,6 @@ type CommandQuery struct {
 	FoundOnly  bool   // only commands whose results found something
 	AfterID    uint64 // only commands with id > AfterID (paging)
 	Limit      int    // 0: no limit
-	NoResults  bool   // leave Results out
+	NoResults  bool   // leave Results (and Signature) out
 	WithAction bool   // fill in Command.Action (otherwise only Action.ID)
 }

@@ -252,9 +252,9 @@ func (s *Store) queryCommands(ctx context.Context, withAction, withResults bool,
 	cols := `c.id, c.action_id, c.agent_id, c.agent_name, c.status, c.code, c.error,
 		c.starttime, c.starttime_ns, c.finishtime, c.finishtime_ns`
 	if withResults {
-		cols += `, c.results`
+		cols += `, c.results, c.signature`
 	} else {
-		cols += `, NULL::text`
+		cols += `, NULL::text, NULL::text`
 	}
 	from := ` FROM commands c`
 	if withAction || strings.Contains(where, "a.") {
@@ -277,9 +277,9 @@ func (s *Store) queryCommands(ctx context.Context, withAction, withResults bool,
 		var startNs int16
 		var finish pgtype.Timestamptz
 		var finishNs pgtype.Int2
-		var results, body pgtype.Text
+		var results, sig, body pgtype.Text
 		if err := rows.Scan(&id, &aid, &c.AgentID, &c.AgentName, &c.Status, &c.Code, &c.Error,
-			&start, &startNs, &finish, &finishNs, &results, &body); err != nil {
+			&start, &startNs, &finish, &finishNs, &results, &sig, &body); err != nil {
 			return nil, err
 		}
 		c.ID = uint64(id)
@@ -288,6 +288,12 @@ func (s *Store) queryCommands(ctx context.Context, withAction, withResults bool,
 		if results.Valid {
 			if err := json.Unmarshal([]byte(results.String), &c.Results); err != nil {
 				return nil, fmt.Errorf("command %d: results: %w", id, err)
+			}
+		}
+		if sig.Valid {
+			var err error
+			if c.Signature, err = store.DecodeResultSignature([]byte(sig.String)); err != nil {
+				return nil, fmt.Errorf("command %d: %w", id, err)
 			}
 		}
 		if withAction && body.Valid {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/store"
 )
 
 // found reports whether any result found anything.
@@ -26,7 +27,7 @@ func found(results []action.Result) bool {
 type resultRows struct {
 	ids                               []int64
 	agents, statuses, codes, errTexts []string
-	results                           []*string
+	results, signatures               []*string
 	found                             []bool
 	fins                              []time.Time
 	finNs                             []int16
@@ -42,6 +43,7 @@ func (r *resultRows) Swap(i, j int) {
 	r.codes[i], r.codes[j] = r.codes[j], r.codes[i]
 	r.errTexts[i], r.errTexts[j] = r.errTexts[j], r.errTexts[i]
 	r.results[i], r.results[j] = r.results[j], r.results[i]
+	r.signatures[i], r.signatures[j] = r.signatures[j], r.signatures[i]
 	r.found[i], r.found[j] = r.found[j], r.found[i]
 	r.fins[i], r.fins[j] = r.fins[j], r.fins[i]
 	r.finNs[i], r.finNs[j] = r.finNs[j], r.finNs[i]
@@ -133,6 +135,14 @@ func (s *Store) StoreResults(ctx context.Context, results []action.ResultMessage
 			text := pgText(string(b))
 			rj = &text
 		}
+		var sj *string
+		st, ok, err := store.EncodeResultSignature(r.Signature)
+		if err != nil {
+			return nil, fmt.Errorf("store result of command %d: %w", r.CommandID, err)
+		}
+		if ok {
+			sj = &st
+		}
 		fin := storable(r.Finished, now)
 		if fin.IsZero() {
 			fin = now
@@ -144,6 +154,7 @@ func (s *Store) StoreResults(ctx context.Context, results []action.ResultMessage
 		rr.codes = append(rr.codes, pgText(r.Code))
 		rr.errTexts = append(rr.errTexts, pgText(r.Error))
 		rr.results = append(rr.results, rj)
+		rr.signatures = append(rr.signatures, sj)
 		rr.found = append(rr.found, found(r.Results))
 		rr.fins = append(rr.fins, ts)
 		rr.finNs = append(rr.finNs, ns)
@@ -197,14 +208,15 @@ func (s *Store) storeBatch(ctx context.Context, named []int64, rr *resultRows) (
 	state := make(map[int64]cmdState, len(named))
 	if len(rr.ids) > 0 {
 		rows, err := s.pool.Query(ctx, `UPDATE commands c SET status = u.status, code = u.code, error = u.error,
-				results = u.results, found = u.found, finishtime = u.fin, finishtime_ns = u.finns
+				results = u.results, found = u.found, finishtime = u.fin, finishtime_ns = u.finns,
+				signature = u.signature
 			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-				$7::bool[], $8::timestamptz[], $9::int2[])
-				AS u(id, agent, status, code, error, results, found, fin, finns)
-			WHERE c.id = u.id AND c.agent_id = u.agent AND c.status = $10
+				$7::bool[], $8::timestamptz[], $9::int2[], $10::text[])
+				AS u(id, agent, status, code, error, results, found, fin, finns, signature)
+			WHERE c.id = u.id AND c.agent_id = u.agent AND c.status = $11
 			RETURNING c.id, c.agent_id`,
 			rr.ids, rr.agents, rr.statuses, rr.codes, rr.errTexts, rr.results, rr.found, rr.fins, rr.finNs,
-			action.CmdSent)
+			rr.signatures, action.CmdSent)
 		if err != nil {
 			return nil, fmt.Errorf("update commands: %w", err)
 		}

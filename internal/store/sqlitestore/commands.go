@@ -290,9 +290,9 @@ func (s *Store) queryCommands(ctx context.Context, db *sql.DB, withAction, withR
 	where string, args []any, limit string) ([]action.Command, error) {
 	cols := `c.id, c.action_id, c.agent_id, c.agent_name, c.status, c.code, c.error, c.starttime, c.finishtime`
 	if withResults {
-		cols += `, c.results`
+		cols += `, c.results, c.signature`
 	} else {
-		cols += `, NULL`
+		cols += `, NULL, NULL`
 	}
 	from := ` FROM commands c`
 	if withAction || strings.Contains(where, "a.") {
@@ -311,9 +311,9 @@ func (s *Store) queryCommands(ctx context.Context, db *sql.DB, withAction, withR
 	for rows.Next() {
 		var c action.Command
 		var id, aid int64
-		var start, finish, results, body sql.NullString
+		var start, finish, results, sig, body sql.NullString
 		if err := rows.Scan(&id, &aid, &c.AgentID, &c.AgentName, &c.Status, &c.Code, &c.Error,
-			&start, &finish, &results, &body); err != nil {
+			&start, &finish, &results, &sig, &body); err != nil {
 			return nil, err
 		}
 		c.ID = uint64(id)
@@ -326,6 +326,11 @@ func (s *Store) queryCommands(ctx context.Context, db *sql.DB, withAction, withR
 		if results.Valid {
 			if err := json.Unmarshal([]byte(results.String), &c.Results); err != nil {
 				return nil, fmt.Errorf("command %d: results: %w", id, err)
+			}
+		}
+		if sig.Valid {
+			if c.Signature, err = store.DecodeResultSignature([]byte(sig.String)); err != nil {
+				return nil, fmt.Errorf("command %d: %w", id, err)
 			}
 		}
 		if withAction && body.Valid {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/store"
 )
 
 // found reports whether any result found anything.
@@ -23,7 +24,7 @@ func found(results []action.Result) bool {
 }
 
 // resultCols is the number of values bound per result in the batch UPDATE.
-const resultCols = 8
+const resultCols = 9
 
 // resultsPerUpdate is how many results one UPDATE statement stores. A
 // statement of 100 rows (800 parameters) is prepared once per batch and
@@ -178,12 +179,17 @@ func (s *Store) updateCommands(ctx context.Context, tx *sql.Tx, candidates []*ac
 				}
 				rj = sql.NullString{String: string(b), Valid: true}
 			}
+			st, ok, err := store.EncodeResultSignature(r.Signature)
+			if err != nil {
+				return nil, fmt.Errorf("store result of command %d: %w", r.CommandID, err)
+			}
+			sig := sql.NullString{String: st, Valid: ok}
 			fin := storable(r.Finished, now)
 			if fin.IsZero() {
 				fin = now
 			}
 			args = append(args, int64(r.CommandID), r.AgentID, r.Status, r.Code, r.Error, rj,
-				found(r.Results), formatTime(fin))
+				found(r.Results), formatTime(fin), sig)
 		}
 		var rows *sql.Rows
 		var err error
@@ -234,13 +240,13 @@ func (s *Store) updateCommands(ctx context.Context, tx *sql.Tx, candidates []*ac
 
 // updateResultsSQL returns the UPDATE storing n results: each row of its
 // VALUES is (command ID, agent ID, status, code, error, results, found,
-// finish time), and it returns the ID, action and new status of every
+// finish time, signature), and it returns the ID, action and new status of every
 // command it changed. Candidates hold one row per command and agent, so at
 // most one row matches a command.
 func updateResultsSQL(n int) string {
 	var b strings.Builder
 	b.WriteString(`UPDATE commands SET status = u.column3, code = u.column4, error = u.column5,
-		results = u.column6, found = u.column7, finishtime = u.column8
+		results = u.column6, found = u.column7, finishtime = u.column8, signature = u.column9
 	FROM (VALUES `)
 	row := "(" + placeholders(resultCols) + ")"
 	for i := range n {

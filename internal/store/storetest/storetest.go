@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CommandCreateErrors", testCommandCreateErrors},
 		{"ResultsAcks", testResultsAcks},
 		{"ResultsCounters", testResultsCounters},
+		{"ResultSignatures", testResultSignatures},
 		{"Expiry", testExpiry},
 		{"PendingCommands", testPendingCommands},
 		{"CommandsPaging", testCommandsPaging},
