@@ -21,8 +21,11 @@ const pageSize = 500
 const maxPublicKeySize = 1 << 20
 
 // resultsCmd runs "mig results ID": print the finished commands of an
-// action and its summary.
-func (r *runner) resultsCmd(g *globals, pos []string) error {
+// action and its summary, verifying each result's signature against the
+// agent keys pinned on this machine (pinFile, or ~/.mig/agentkeys with
+// trust on first use). With requireSigned, only results signed by a pinned
+// key are printed and any other fails the command.
+func (r *runner) resultsCmd(g *globals, pos []string, pinFile string, requireSigned bool) error {
 	if len(pos) != 1 {
 		return usagef("mig results: give one action id (got %d arguments)", len(pos))
 	}
@@ -38,8 +41,14 @@ func (r *runner) resultsCmd(g *globals, pos []string) error {
 	if err != nil {
 		return err
 	}
+	v, err := newResultVerifier(r.stderr, pinFile, a)
+	if err != nil {
+		return err
+	}
 	p := &printer{out: r.stdout, errw: r.stderr, show: g.show, render: g.render, verbose: g.verbose,
 		ops: a.Operations, actionID: id}
+	// Warnings go to stderr after the results printed before them.
+	v.beforeWarning = func() { _ = p.flush() }
 	pending := 0
 	var after uint64
 	for {
@@ -50,6 +59,10 @@ func (r *runner) resultsCmd(g *globals, pos []string) error {
 		for _, cmd := range page.Commands {
 			if !action.IsTerminal(cmd.Status) {
 				pending++
+				continue
+			}
+			p.signature = v.check(cmd)
+			if requireSigned && !trusted(p.signature) {
 				continue
 			}
 			if err := p.command(cmd); err != nil {
@@ -68,7 +81,7 @@ func (r *runner) resultsCmd(g *globals, pos []string) error {
 		fmt.Fprintf(r.stderr, "action %d is %s: %d agents have not answered yet\n", id, a.Status, pending)
 	}
 	p.summary(a.Counters)
-	return nil
+	return v.finish(requireSigned)
 }
 
 // agentsCmd runs "mig agents [-t TARGET] [-render text|json]".

@@ -64,10 +64,15 @@ func init() {
 				"{\"module\": ..., \"parameters\": ...}. With -s, add your signature and write the\n" +
 				"action out without launching, for a second investigator to sign and launch.",
 			globals: allGlobals, positional: true, run: (*runner).actionCmd},
-		{name: "results", args: "<actionid> [-show found|notfound|all] [-render text|json]",
-			summary: "print the results of an action",
+		{name: "results", args: "<actionid> [-show found|notfound|all] [-render text|json] [-pinfile FILE] [-requiresigned]",
+			summary: "print the results of an action, verifying the agents' signatures",
+			help: "Each result is verified against the key of its agent pinned in ~/.mig/agentkeys\n" +
+				"(pinned on first use) or in the -pinfile an operator distributes: FORGED when the\n" +
+				"signature does not match what the server shows, KEY CHANGED when the agent's key is\n" +
+				"not its pin; either makes mig exit 1. -requiresigned prints only verified results\n" +
+				"and fails when any result is unsigned or its key not pinned.",
 			globals: []string{flagConfig, flagShow, flagRender, flagVerbose}, positional: true,
-			run: (*runner).resultsCmd},
+			flags: resultsFlags},
 		{name: "agents", args: "[-t TARGET] [-render text|json]", summary: "list agents",
 			globals: []string{flagConfig, flagTarget, flagRender, flagVerbose}, run: (*runner).agentsCmd},
 		{name: "dashboard", args: "[-render text|json]", summary: "agents by status and the newest actions",
@@ -76,6 +81,8 @@ func init() {
 			verbs: investigatorVerbs},
 		{name: "apikey", summary: "API keys, for automation that reads results and agents without an OpenPGP key",
 			verbs: apikeyVerbs},
+		{name: "agentkeys", summary: "the agent keys pinned on this machine, which mig results verifies results against",
+			verbs: agentkeysVerbs},
 		{name: "audit", args: "[-after SEQ] [-render text|json] [-export FILE]",
 			summary: "print the server's audit log, or export it to a file and verify it",
 			globals: renderGlobals, flags: auditFlags, verbs: []*command{

@@ -40,6 +40,9 @@ type printer struct {
 	ops       []action.Operation // the action's operations, to name result modules
 	actionID  uint64
 	progress  *progress // may be nil
+	// signature is the verdict on the signature of the command being
+	// printed (mig results), "" if not checked.
+	signature string
 
 	found int // commands whose results found something
 }
@@ -61,6 +64,8 @@ type jsonLine struct {
 	Elements      json.RawMessage `json:"elements,omitempty"`
 	Statistics    json.RawMessage `json:"statistics,omitempty"`
 	Errors        []string        `json:"errors,omitempty"`
+	// Signature is the verdict on the agent's signature (mig results).
+	Signature string `json:"signature,omitempty"`
 }
 
 func agentLabel(cmd action.Command) string {
@@ -229,6 +234,7 @@ func hasElements(el json.RawMessage) bool {
 }
 
 func (p *printer) writeJSON(l jsonLine) error {
+	l.Signature = p.signature
 	b, err := json.Marshal(l)
 	if err != nil {
 		return fmt.Errorf("encoding the result of command %d: %w", l.Command, err)
