@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -24,10 +23,6 @@ const ResultPrefix = "mig-result-v1\n"
 // not verify over the result's fields, or its key is not the key of the
 // result's agent.
 var ErrForged = errors.New("result signature does not verify")
-
-// maxResultJSONDepth bounds the nesting of elements and statistics that
-// ResultEncoding reads (encoding/json itself stops at 10000).
-const maxResultJSONDepth = 10000
 
 // ResultSignature is an agent's signature over one result, made with the
 // Ed25519 identity key that names it (AgentID(Key) is its agent ID). The
@@ -179,80 +174,57 @@ func formatSignedTime(t time.Time) string {
 }
 
 // normalJSON writes raw JSON in the form ResultEncoding describes: null if
-// raw is empty or null, otherwise without whitespace, with canonical string
-// escapes and members in their order.
+// raw is empty, otherwise without whitespace, with canonical string escapes
+// and members in their order. It refuses JSON that is not valid.
+//
+// It works on the bytes of a value json.Valid accepted: whitespace outside
+// strings is dropped, numbers and literals are copied, and a string is
+// copied as it is when writeString would write it so (no escape, valid
+// UTF-8, no U+FFFD), otherwise decoded and written with writeString. This
+// is what decoding every token and writing it again gives, at a fraction of
+// the cost on megabytes of results.
 func normalJSON(b *bytes.Buffer, raw json.RawMessage) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
+	raw = bytes.Trim(raw, " \t\r\n")
+	if len(raw) == 0 {
 		b.WriteString("null")
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := normalValue(dec, b, 0); err != nil {
-		return err
+	if !json.Valid(raw) {
+		return errors.New("bad JSON")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("JSON has data after the first value")
+	for i := 0; i < len(raw); {
+		switch c := raw[i]; c {
+		case ' ', '\t', '\r', '\n':
+			i++
+		case '"':
+			j, escaped := i+1, false
+			for ; raw[j] != '"'; j++ {
+				if raw[j] == '\\' {
+					escaped = true
+					j++
+				}
+			}
+			str := raw[i+1 : j]
+			if !escaped && utf8.Valid(str) && !bytes.Contains(str, replacementChar) {
+				b.Write(raw[i : j+1])
+			} else {
+				var s string
+				if err := json.Unmarshal(raw[i:j+1], &s); err != nil {
+					return fmt.Errorf("bad JSON string: %v", err)
+				}
+				writeString(b, s)
+			}
+			i = j + 1
+		default:
+			b.WriteByte(c)
+			i++
+		}
 	}
 	return nil
 }
 
-func normalValue(dec *json.Decoder, b *bytes.Buffer, depth int) error {
-	if depth > maxResultJSONDepth {
-		return fmt.Errorf("JSON is nested deeper than %d levels", maxResultJSONDepth)
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("bad JSON: %v", err)
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		closing := byte('}')
-		switch t {
-		case '{':
-		case '[':
-			closing = ']'
-		default:
-			return fmt.Errorf("bad JSON: unexpected %q", t)
-		}
-		b.WriteByte(byte(t))
-		for i := 0; dec.More(); i++ {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			if t == '{' {
-				kt, err := dec.Token()
-				if err != nil {
-					return fmt.Errorf("bad JSON: %v", err)
-				}
-				key, ok := kt.(string)
-				if !ok {
-					return errors.New("bad JSON: object key is not a string")
-				}
-				writeString(b, key)
-				b.WriteByte(':')
-			}
-			if err := normalValue(dec, b, depth+1); err != nil {
-				return err
-			}
-		}
-		if _, err := dec.Token(); err != nil {
-			return fmt.Errorf("bad JSON: %v", err)
-		}
-		b.WriteByte(closing)
-	case string:
-		writeString(b, t)
-	case json.Number:
-		b.WriteString(t.String())
-	case bool:
-		b.WriteString(strconv.FormatBool(t))
-	case nil:
-		b.WriteString("null")
-	default:
-		return fmt.Errorf("bad JSON: unexpected token %v", tok)
-	}
-	return nil
-}
+// replacementChar is U+FFFD in UTF-8, which writeString escapes.
+var replacementChar = []byte("\uFFFD")
 
 // SignResult signs result f for the agent whose identity key is key, with
 // the signature fields of s (Key and Sig are set here), and returns the

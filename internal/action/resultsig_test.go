@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -199,20 +201,42 @@ func TestResultSignatureCheck(t *testing.T) {
 	}
 }
 
+// BenchmarkSignVerifyResult measures what result signatures cost per
+// result: the agent's SignResult plus the client's VerifyResult, for a
+// small result (two operations, a few hundred bytes) and one with 1 MiB of
+// elements (10,000 file matches).
 func BenchmarkSignVerifyResult(b *testing.B) {
 	key := testKey(b)
-	m := signedMessage(b, key)
-	f := m.Fields()
-	s := ResultSignature{Name: "web01", ActionHash: m.Signature.ActionHash, Started: m.Started, Finished: m.Finished}
-	b.ReportAllocs()
-	for b.Loop() {
-		sig, err := SignResult(key, f, s)
-		if err != nil {
-			b.Fatal(err)
+	small := signedMessage(b, key)
+	var el bytes.Buffer
+	el.WriteString("[")
+	for i := 0; el.Len() < 1<<20; i++ {
+		if i > 0 {
+			el.WriteString(",")
 		}
-		if err := VerifyResult(f, sig); err != nil {
-			b.Fatal(err)
-		}
+		fmt.Fprintf(&el, `{"file":"/var/lib/app/data/%06d.conf","fileinfo":{"size":%d,"mode":"-rw-r--r--"}}`, i, i*7)
+	}
+	el.WriteString("]")
+	large := *small
+	large.Results = []Result{{FoundAnything: true, Success: true, Elements: el.Bytes()}}
+	for _, m := range []struct {
+		name string
+		m    *ResultMessage
+	}{{"small", small}, {"1MiB", &large}} {
+		b.Run(m.name, func(b *testing.B) {
+			f := m.m.Fields()
+			s := ResultSignature{Name: "web01", ActionHash: small.Signature.ActionHash, Started: m.m.Started, Finished: m.m.Finished}
+			b.ReportAllocs()
+			for b.Loop() {
+				sig, err := SignResult(key, f, s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := VerifyResult(f, sig); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -259,6 +283,49 @@ func FuzzVerifyResult(f *testing.F) {
 			if err := VerifyResult(m2.Fields(), m2.Signature); err == nil {
 				t.Fatalf("a result with its found flag flipped still verifies")
 			}
+		}
+	})
+}
+
+// FuzzNormalJSON checks the form results' JSON is signed in: for any valid
+// JSON, it is valid JSON of the same value, written once it does not
+// change, and encoding/json writing the value again (compacted, HTML
+// escaped, as relay, store and API do) does not change it.
+func FuzzNormalJSON(f *testing.F) {
+	for _, s := range []string{`{"a": [1, 2.50e3, "x<y>&\u2028"], "A": null}`, `"\ud800"`, "\"\xff\ufffd\"", `[{"k":"\"\\\/"}]`, ` true `, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b bytes.Buffer
+		if err := normalJSON(&b, data); err != nil {
+			if json.Valid(data) {
+				t.Fatalf("normalJSON refuses valid JSON %q: %v", data, err)
+			}
+			return
+		}
+		if len(bytes.Trim(data, " \t\r\n")) == 0 {
+			return
+		}
+		got := b.Bytes()
+		var v1, v2 any
+		if err := json.Unmarshal(got, &v2); err != nil {
+			t.Fatalf("normalJSON(%q) = %q, not valid JSON: %v", data, got, err)
+		}
+		_ = json.Unmarshal(data, &v1)
+		if !reflect.DeepEqual(v1, v2) {
+			t.Fatalf("normalJSON(%q) = %q, another value", data, got)
+		}
+		var again bytes.Buffer
+		if err := normalJSON(&again, got); err != nil || !bytes.Equal(again.Bytes(), got) {
+			t.Fatalf("normalJSON is not idempotent on %q: %q, %v", got, again.Bytes(), err)
+		}
+		re, err := json.Marshal(json.RawMessage(data))
+		if err != nil {
+			t.Fatalf("json.Marshal of valid JSON: %v", err)
+		}
+		var rb bytes.Buffer
+		if err := normalJSON(&rb, re); err != nil || !bytes.Equal(rb.Bytes(), got) {
+			t.Fatalf("normalJSON changes when encoding/json writes the value again: %q -> %q, %q", data, got, rb.Bytes())
 		}
 	})
 }

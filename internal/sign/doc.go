@@ -46,6 +46,20 @@
 // the server stores and checks public keys only. [GenerateKey] exists for the
 // development investigator of `mig-server -dev` and for tests.
 //
+// # Results
+//
+// The other direction is signed too, but not by this package: each agent
+// signs its result messages with its own Ed25519 identity key
+// ([action.SignResult], "mig-result-v1"), over the result as sent, the
+// command and action IDs and the SHA-256 of the action encoding whose
+// signatures it verified. The server stores the signature unchanged and
+// `mig results` verifies it ([action.VerifyResult]) against the agent keys
+// pinned on the investigator's machine (package agentkeys): a server can
+// then neither alter nor invent the result of a pinned agent. It can still
+// drop results, and it can enroll an agent of its own under a name the
+// investigator has not pinned yet (trust on first use) — docs/ARCHITECTURE.md
+// says what signed results prove and what they do not.
+//
 // # What a valid signature is
 //
 // A signature is one ASCII-armored "PGP SIGNATURE" block holding exactly one
