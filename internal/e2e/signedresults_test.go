@@ -83,25 +83,63 @@ func TestSignedResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var stored string
-	if err := db.QueryRow(`SELECT results FROM commands WHERE action_id = ?`, first.Action).Scan(&stored); err != nil {
+	// Someone with the store changes the agent's answer in each way a
+	// column allows; mig results -requiresigned refuses every one.
+	var stored, storedName string
+	if err := db.QueryRow(`SELECT results, agent_name FROM commands WHERE action_id = ?`, first.Action).Scan(&stored, &storedName); err != nil {
 		t.Fatal(err)
 	}
+	restore := func() {
+		t.Helper()
+		if _, err := db.Exec(`UPDATE commands SET results = ?, status = 'success', code = '', error = '', agent_name = ? WHERE action_id = ?`,
+			stored, storedName, first.Action); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var signature string
+	if err := db.QueryRow(`SELECT signature FROM commands WHERE action_id = ?`, first.Action).Scan(&signature); err != nil {
+		t.Fatalf("the stored result has no signature: %v", err)
+	}
+	for _, tt := range []struct {
+		name, update string
+		args         []any
+		want         string
+	}{
+		{"a stored result's elements edited", `UPDATE commands SET results = ? WHERE action_id = ?`,
+			[]any{strings.ReplaceAll(stored, "/etc/passwd", "/etc/shadow"), first.Action}, "FORGED: the result of agent signed-a"},
+		{"a stored result turned into a failure", `UPDATE commands SET status = 'failed', code = 'module_failed', error = 'x' WHERE action_id = ?`,
+			[]any{first.Action}, "does not match the result"},
+		{"a stored result moved to another agent name", `UPDATE commands SET agent_name = 'db01' WHERE action_id = ?`,
+			[]any{first.Action}, `signed by the agent named "signed-a", and shown as "db01"`},
+		{"a stored result's signature removed", `UPDATE commands SET signature = NULL WHERE action_id = ?`,
+			[]any{first.Action}, "-requiresigned: 1 results are not signed"},
+	} {
+		atk := attack(t, "signed-results", tt.name)
+		if _, err := db.Exec(tt.update, tt.args...); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code = results("-requiresigned")
+		if code == 1 && strings.Contains(errOut, tt.want) && !strings.Contains(out, "/etc/") {
+			atk.refused()
+		} else {
+			atk.executed("mig results -requiresigned: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1, %q and nothing printed", code, out, errOut, tt.want)
+		}
+		restore()
+		if _, err := db.Exec(`UPDATE commands SET signature = ? WHERE action_id = ?`, signature, first.Action); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Without -requiresigned, what the server claims is printed, and
+	// flagged.
 	if _, err := db.Exec(`UPDATE commands SET results = ? WHERE action_id = ?`,
 		strings.ReplaceAll(stored, "/etc/passwd", "/etc/shadow"), first.Action); err != nil {
 		t.Fatal(err)
-	}
-	out, errOut, code = results("-requiresigned")
-	if code != 1 || strings.Contains(out, "/etc/shadow") || !strings.Contains(errOut, "FORGED: the result of agent signed-a") {
-		t.Errorf("mig results -requiresigned after editing the store: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1, FORGED and nothing printed", code, out, errOut)
 	}
 	out, errOut, code = results()
 	if code != 1 || !strings.Contains(out, "/etc/shadow") || !strings.Contains(errOut, "1 FORGED") {
 		t.Errorf("mig results after editing the store: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and FORGED", code, out, errOut)
 	}
-	if _, err := db.Exec(`UPDATE commands SET results = ? WHERE action_id = ?`, stored, first.Action); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	if _, errOut, code = results("-requiresigned"); code != 0 {
 		t.Fatalf("mig results with the result restored: exit %d\nstderr:\n%s", code, errOut)
 	}
@@ -115,10 +153,13 @@ func TestSignedResults(t *testing.T) {
 	if err := os.WriteFile(pinPath, []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	atk := attack(t, "signed-results", "an agent's results signed by another key than its pin")
 	out, errOut, code = results()
-	if code != 1 || !strings.Contains(errOut, "KEY CHANGED: agent signed-a ("+first.AgentID+")") ||
-		!strings.Contains(errOut, "mig agentkeys forget \"signed-a\"") {
-		t.Errorf("mig results with another key pinned: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and KEY CHANGED", code, out, errOut)
+	if code == 1 && strings.Contains(errOut, "KEY CHANGED: agent signed-a ("+first.AgentID+")") &&
+		strings.Contains(errOut, "mig agentkeys forget \"signed-a\"") {
+		atk.refused()
+	} else {
+		atk.executed("mig results with another key pinned: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and KEY CHANGED", code, out, errOut)
 	}
 	if _, errOut, code = run(t, env, "agentkeys", "forget", "signed-a"); code != 0 {
 		t.Fatalf("mig agentkeys forget: exit %d\nstderr:\n%s", code, errOut)
