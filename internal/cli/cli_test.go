@@ -688,9 +688,11 @@ func (c parseCounter) ParseParameters(raw []byte) (module.Runner, error) {
 	return parseCountRunner(p.Marker), nil
 }
 
-func (parseCounter) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
+func (c parseCounter) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 	marker := fs.String("marker", "m", "returned as found")
-	return func() (json.RawMessage, error) { return json.Marshal(map[string]string{"marker": *marker}) }
+	return func() (json.RawMessage, module.Runner, error) {
+		return module.Build(c, map[string]string{"marker": *marker})
+	}
 }
 
 func (parseCounter) PrintResult(w io.Writer, agent string, r action.Result) error {

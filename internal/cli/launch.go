@@ -52,11 +52,9 @@ func (r *runner) moduleCmd(m module.Module, args []string) error {
 	if g.signOnly {
 		return usagef("mig %s: -s signs the action given with -i; use -p to print a signed action built from flags", m.Name())
 	}
-	params, err := build()
-	if err != nil {
-		return usagef("mig %s: %w", m.Name(), err)
-	}
-	parsed, err := m.ParseParameters(params)
+	// The flags build the parameters and parse them once, as an agent
+	// will: -t local runs what that parse returned.
+	params, parsed, err := build()
 	if err != nil {
 		return usagef("mig %s: %w", m.Name(), err)
 	}

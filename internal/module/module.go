@@ -14,7 +14,6 @@ package module
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,9 +36,9 @@ type Module interface {
 	// bad value.
 	ParseParameters(raw []byte) (Runner, error)
 	// SetFlags registers the flags of "mig <name>" on fs (MIG's flag names)
-	// and returns a function that, once fs is parsed, builds and validates
-	// the JSON parameters.
-	SetFlags(fs *flag.FlagSet) (build func() (json.RawMessage, error))
+	// and returns a function that, once fs is parsed, builds the JSON
+	// parameters and parses them once (see BuildFunc and Build).
+	SetFlags(fs *flag.FlagSet) BuildFunc
 	// PrintResult writes one agent's result for an investigator, one line per
 	// thing found, each line starting with the agent's name, as MIG prints
 	// them. It prints nothing for a result that found nothing, unless its

@@ -256,8 +256,8 @@ func (runnerTest) ParseParameters(raw []byte) (module.Runner, error) {
 	}
 	return nil, fmt.Errorf("bad mode %q", p.Mode)
 }
-func (runnerTest) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
-	return func() (json.RawMessage, error) { return json.RawMessage(`{"mode":"ok"}`), nil }
+func (m runnerTest) SetFlags(fs *flag.FlagSet) module.BuildFunc {
+	return func() (json.RawMessage, module.Runner, error) { return module.Build(m, runnerTestParams{Mode: "ok"}) }
 }
 func (runnerTest) PrintResult(w io.Writer, agent string, r action.Result) error { return nil }
 

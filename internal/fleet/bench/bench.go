@@ -276,7 +276,7 @@ func searchParameters(search []string) (json.RawMessage, error) {
 	if err := fs.Parse(search); err != nil {
 		return nil, fmt.Errorf("file module flags %q: %w", search, err)
 	}
-	params, err := build()
+	params, _, err := build()
 	if err != nil {
 		return nil, fmt.Errorf("file module flags %q: %w", search, err)
 	}

@@ -144,9 +144,9 @@ func ParseParameters(raw []byte) (*Runner, error) {
 
 // SetFlags refuses: as in MIG, agentdestroy has no flags. Its build function
 // returns an error saying to use an action file.
-func (destroyModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
-	return func() (json.RawMessage, error) {
-		return nil, fmt.Errorf(`%w: agentdestroy takes no flags; write an action file with {"module": "agentdestroy", "parameters": {"pid": N, "version": "..."}} and launch it with "mig action -i FILE"`, ErrInvalidParameters)
+func (destroyModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
+	return func() (json.RawMessage, module.Runner, error) {
+		return nil, nil, fmt.Errorf(`%w: agentdestroy takes no flags; write an action file with {"module": "agentdestroy", "parameters": {"pid": N, "version": "..."}} and launch it with "mig action -i FILE"`, ErrInvalidParameters)
 	}
 }
 

@@ -51,8 +51,8 @@ func TestSetFlagsRefuses(t *testing.T) {
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	if raw, err := build(); err == nil || !strings.Contains(err.Error(), "mig action -i") {
-		t.Errorf("build = %s, %v; want an error pointing to action files", raw, err)
+	if raw, r, err := build(); err == nil || r != nil || !strings.Contains(err.Error(), "mig action -i") {
+		t.Errorf("build = %s, %v, %v; want an error pointing to action files", raw, r, err)
 	}
 }
 

@@ -80,59 +80,32 @@ func (r *Runner) Run(ctx context.Context, _ module.Env) action.Result {
 	return res
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ", ")
-}
-
-func (l *stringList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
 // FlagLabel is the label of the search that the flags of "mig memory"
 // build.
 const FlagLabel = "s1"
 
 // SetFlags registers MIG's flags of "mig memory": -name, -lib, -content,
 // -bytes (each repeatable), -matchall, -matchany, -offset, -maxlength, plus
-// -window. They build one search labelled FlagLabel.
-func (memoryModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
+// -window. They build one search labelled FlagLabel; the returned function
+// parses it as ParseParameters does (see module.BuildFunc).
+func (m memoryModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 	var (
 		s                  Search
-		names, libs        stringList
-		contents, bytesL   stringList
 		matchAll, matchAny bool
 	)
-	fs.Var(&names, "name", "`regex` on process executable names (repeatable)")
-	fs.Var(&libs, "lib", "`regex` on loaded libraries and other mapped files (repeatable)")
-	fs.Var(&contents, "content", "`regex` over process memory (repeatable)")
-	fs.Var(&bytesL, "bytes", "`hex` byte string to find in process memory (repeatable)")
+	module.StringsVar(fs, &s.Names, "name", "`regex` on process executable names (repeatable)")
+	module.StringsVar(fs, &s.Libraries, "lib", "`regex` on loaded libraries and other mapped files (repeatable)")
+	module.StringsVar(fs, &s.Contents, "content", "`regex` over process memory (repeatable)")
+	module.StringsVar(fs, &s.Bytes, "bytes", "`hex` byte string to find in process memory (repeatable)")
 	fs.BoolVar(&matchAll, "matchall", true, "a process must match every filter")
 	fs.BoolVar(&matchAny, "matchany", false, "a process must match any one filter")
 	fs.Int64Var(&s.Options.Offset, "offset", 0, "skip this many `bytes` of each process's memory")
 	fs.Int64Var(&s.Options.MaxLength, "maxlength", 0, "read at most this many `bytes` of each process's memory (0: all)")
 	fs.IntVar(&s.Options.Window, "window", 0, fmt.Sprintf("overlap in `bytes` between chunks for -content regexes (default %d)", DefaultWindow))
-	return func() (json.RawMessage, error) {
-		s.Names, s.Libraries, s.Contents, s.Bytes = names, libs, contents, bytesL
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "matchall":
-				s.Options.MatchAll = &matchAll
-			case "matchany":
-				s.Options.MatchAny = &matchAny
-			}
-		})
-		p := Parameters{Searches: map[string]Search{FlagLabel: s}}
-		if _, err := p.compile(); err != nil {
-			return nil, err
-		}
-		return json.Marshal(p)
+	return func() (json.RawMessage, module.Runner, error) {
+		s.Options.MatchAll = module.Optional(fs, "matchall", &matchAll)
+		s.Options.MatchAny = module.Optional(fs, "matchany", &matchAny)
+		return module.Build(m, Parameters{Searches: map[string]Search{FlagLabel: s}})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -39,7 +40,8 @@ func Golden(t testing.TB, name string, got []byte) {
 // Build parses args with m's flags ("mig <module> args") and returns the
 // parameters they build. With wantErr, building must fail with an error
 // naming every string of wantErr, and Build returns nil; without, an error
-// fails the test.
+// fails the test, and so does a build that returns no Runner or one other
+// than what m.ParseParameters makes of the parameters.
 func Build(t testing.TB, m module.Module, args []string, wantErr []string) json.RawMessage {
 	t.Helper()
 	fs := flag.NewFlagSet(m.Name(), flag.ContinueOnError)
@@ -47,10 +49,13 @@ func Build(t testing.TB, m module.Module, args []string, wantErr []string) json.
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("Parse(%q): %v", args, err)
 	}
-	raw, err := build()
+	raw, r, err := build()
 	if wantErr != nil {
 		if err == nil {
 			t.Fatalf("build() = %s, want an error", raw)
+		}
+		if raw != nil || r != nil {
+			t.Errorf("build() = %s, %v with error %v, want neither parameters nor a runner", raw, r, err)
 		}
 		for _, w := range wantErr {
 			if !strings.Contains(err.Error(), w) {
@@ -61,6 +66,13 @@ func Build(t testing.TB, m module.Module, args []string, wantErr []string) json.
 	}
 	if err != nil {
 		t.Fatalf("build() error = %v", err)
+	}
+	want, err := m.ParseParameters(raw)
+	if err != nil {
+		t.Fatalf("ParseParameters(build() = %s) error = %v", raw, err)
+	}
+	if r == nil || reflect.TypeOf(r) != reflect.TypeOf(want) {
+		t.Errorf("build() runner = %T, want the %T that ParseParameters returns", r, want)
 	}
 	return raw
 }

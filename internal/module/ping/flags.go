@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/migplatform/mig/internal/module"
 )
 
 // FlagTimeout is the name of the flag of "mig ping" that sets the timeout
@@ -44,40 +46,36 @@ func (f *durationFlag) Set(v string) error {
 
 // SetFlags registers the flags of "mig ping" on fs: MIG's -d, -dp, -p and
 // -c, and -timeout (see FlagTimeout). The returned function builds the
-// JSON parameters and validates them as ParseParameters does.
-func (pingModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
+// JSON parameters and parses them as ParseParameters does (see
+// module.BuildFunc).
+func (m pingModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 	var (
 		p       Parameters
+		count   int
 		timeout = durationFlag{d: DefaultTimeout}
 	)
 	fs.StringVar(&p.Destination, "d", "", "`destination`: an IP address or a host name")
 	fs.IntVar(&p.DestinationPort, "dp", 0, "destination `port` of tcp and udp probes")
 	fs.StringVar(&p.Protocol, "p", ProtoICMP, "`protocol`: icmp, tcp or udp")
-	fs.IntVar(&p.Count, "c", DefaultCount, "how many probes to send, one after the other")
+	fs.IntVar(&count, "c", DefaultCount, "how many probes to send, one after the other")
 	fs.Var(&timeout, FlagTimeout, "how long each probe waits for an answer: a `duration` (\"5s\") or seconds")
-	return func() (json.RawMessage, error) {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		q := Parameters{Destination: p.Destination, DestinationPort: p.DestinationPort, Protocol: p.Protocol}
-		if set["c"] {
-			q.Count = p.Count
+	return func() (json.RawMessage, module.Runner, error) {
+		// Count and timeout go into the parameters only when given, so
+		// that the agent applies its defaults; given, 0 is refused (in
+		// the parameters, 0 means the default).
+		q := p
+		if module.Given(fs, "c") {
+			q.Count = count
 			if q.Count == 0 {
-				return nil, fmt.Errorf("%w: count 0 is out of range (want 1 to %d)", ErrInvalidParameters, MaxCount)
+				return nil, nil, fmt.Errorf("%w: count 0 is out of range (want 1 to %d)", ErrInvalidParameters, MaxCount)
 			}
 		}
-		if set[FlagTimeout] {
+		if module.Given(fs, FlagTimeout) {
 			q.Timeout = timeout.d.Seconds()
 			if timeout.d <= 0 {
-				return nil, fmt.Errorf("%w: timeout %s is not positive", ErrInvalidParameters, timeout.d)
+				return nil, nil, fmt.Errorf("%w: timeout %s is not positive", ErrInvalidParameters, timeout.d)
 			}
 		}
-		raw, err := json.Marshal(q)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := parse(raw); err != nil {
-			return nil, err
-		}
-		return raw, nil
+		return module.Build(m, q)
 	}
 }

@@ -139,9 +139,9 @@ func TestFlagsSeed(t *testing.T) {
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("Parse(%q): %v", args, err)
 	}
-	raw, err := build()
-	if err != nil {
-		t.Fatalf("build() error = %v", err)
+	raw, r, err := build()
+	if err != nil || r == nil {
+		t.Fatalf("build() = %v, error %v; want a runner", r, err)
 	}
 	got, err := action.Canonical(raw)
 	if err != nil {

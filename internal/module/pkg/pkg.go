@@ -30,7 +30,6 @@ import (
 	"io"
 	"regexp"
 	"runtime"
-	"strings"
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/module"
@@ -189,36 +188,15 @@ func (r *Runner) Match(p pkgdb.Package) bool {
 	return false
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ", ")
-}
-
-func (l *stringList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
 // SetFlags registers MIG's flags of "mig pkg": -name (repeatable) and
-// -version.
-func (pkgModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
-	var (
-		names   stringList
-		version string
-	)
-	fs.Var(&names, "name", "`regex` on package names (repeatable)")
-	fs.StringVar(&version, "version", "", "`regex` on package versions")
-	return func() (json.RawMessage, error) {
-		p := Parameters{PkgMatch: PkgMatch{Matches: names}, VerMatch: version}
-		if _, err := p.compile(); err != nil {
-			return nil, err
-		}
-		return json.Marshal(p)
+// -version. The returned function builds the JSON parameters and parses
+// them as ParseParameters does (see module.BuildFunc).
+func (m pkgModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
+	var p Parameters
+	module.StringsVar(fs, &p.PkgMatch.Matches, "name", "`regex` on package names (repeatable)")
+	fs.StringVar(&p.VerMatch, "version", "", "`regex` on package versions")
+	return func() (json.RawMessage, module.Runner, error) {
+		return module.Build(m, p)
 	}
 }
 

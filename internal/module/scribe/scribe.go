@@ -228,8 +228,9 @@ func (r *runner) Run(ctx context.Context, _ module.Env) action.Result {
 
 // SetFlags registers MIG's flags of "mig scribe": -path (the policy file,
 // read now and embedded in the parameters), -onlytrue, -human and -json.
-// The returned function validates the policy as ParseParameters does.
-func (scribeModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
+// The returned function parses the policy as ParseParameters does (see
+// module.BuildFunc).
+func (m scribeModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 	var (
 		path                  string
 		onlyTrue, human, jsOn bool
@@ -238,16 +239,16 @@ func (scribeModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
 	fs.BoolVar(&onlyTrue, "onlytrue", false, "return only the tests that are true")
 	fs.BoolVar(&human, "human", false, "print each test over several lines, with every candidate")
 	fs.BoolVar(&jsOn, "json", false, "print each test's result as JSON")
-	return func() (json.RawMessage, error) {
+	return func() (json.RawMessage, module.Runner, error) {
 		if path == "" {
-			return nil, fmt.Errorf("%w: -path is required: the policy file", ErrInvalidParameters)
+			return nil, nil, fmt.Errorf("%w: -path is required: the policy file", ErrInvalidParameters)
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("reading the policy: %w", err)
+			return nil, nil, fmt.Errorf("reading the policy: %w", err)
 		}
 		if human && jsOn {
-			return nil, fmt.Errorf("%w: -human and -json are both set; pick one", ErrInvalidParameters)
+			return nil, nil, fmt.Errorf("%w: -human and -json are both set; pick one", ErrInvalidParameters)
 		}
 		// The policy goes into the parameters as written (compacted), and
 		// is checked once, as the agent will check it.
@@ -256,7 +257,7 @@ func (scribeModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
 			if _, perr := scribe.Parse(data); perr != nil {
 				err = perr // names the object or test when it can
 			}
-			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidParameters, path, err)
+			return nil, nil, fmt.Errorf("%w: %s: %w", ErrInvalidParameters, path, err)
 		}
 		raw, err := json.Marshal(struct {
 			ScribeDoc json.RawMessage `json:"scribedoc"`
@@ -265,16 +266,17 @@ func (scribeModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
 			JSON      bool            `json:"json,omitempty"`
 		}{doc.Bytes(), onlyTrue, human, jsOn})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(raw) > action.MaxParametersSize {
-			return nil, fmt.Errorf("%w: the policy %s is %d bytes as parameters, over the limit of %d: split it",
+			return nil, nil, fmt.Errorf("%w: the policy %s is %d bytes as parameters, over the limit of %d: split it",
 				ErrInvalidParameters, path, len(raw), action.MaxParametersSize)
 		}
-		if _, _, err := parse(raw); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+		r, err := m.ParseParameters(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
-		return raw, nil
+		return raw, r, nil
 	}
 }
 

@@ -72,36 +72,15 @@ func isAbs(p string) bool {
 	return strings.HasPrefix(p, `\\`)
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ", ")
-}
-
-func (l *stringList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
 // SetFlags registers MIG's flags of "mig sshkey": -path (repeatable) and
-// -maxdepth.
-func (sshkeyModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
-	var (
-		paths stringList
-		depth int
-	)
-	fs.Var(&paths, "path", "absolute `path` to search (repeatable; default home directories and /etc/ssh)")
-	fs.IntVar(&depth, "maxdepth", 0, fmt.Sprintf("how deep under each path (default %d)", DefaultMaxDepth))
-	return func() (json.RawMessage, error) {
-		p := Parameters{Paths: paths, MaxDepth: depth}
-		if _, err := p.compile(); err != nil {
-			return nil, err
-		}
-		return json.Marshal(p)
+// -maxdepth. The returned function builds the JSON parameters and parses
+// them as ParseParameters does (see module.BuildFunc).
+func (m sshkeyModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
+	var p Parameters
+	module.StringsVar(fs, &p.Paths, "path", "absolute `path` to search (repeatable; default home directories and /etc/ssh)")
+	fs.IntVar(&p.MaxDepth, "maxdepth", 0, fmt.Sprintf("how deep under each path (default %d)", DefaultMaxDepth))
+	return func() (json.RawMessage, module.Runner, error) {
+		return module.Build(m, p)
 	}
 }
 

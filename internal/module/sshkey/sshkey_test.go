@@ -199,7 +199,10 @@ func TestFlags(t *testing.T) {
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			got, err := build()
+			got, r, err := build()
+			if (err == nil) != (r != nil) {
+				t.Errorf("build() runner = %v with error %v, want a runner exactly when there is no error", r, err)
+			}
 			if tc.wantErr != "" {
 				if !errors.Is(err, ErrInvalidParameters) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("build error = %v, want one containing %q", err, tc.wantErr)

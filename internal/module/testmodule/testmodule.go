@@ -113,20 +113,13 @@ func (testModule) ParseParameters(raw []byte) (module.Runner, error) {
 	return r, nil
 }
 
-func (testModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
+func (m testModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 	var p Parameters
 	fs.StringVar(&p.Mode, "mode", ModeOK, "what to do: ok, panic, hang, exit, garbage, sleep, flood")
 	fs.StringVar(&p.Duration, "duration", "", "how long mode sleep sleeps")
 	fs.StringVar(&p.Marker, "marker", "", "text returned by mode ok")
-	return func() (json.RawMessage, error) {
-		raw, err := json.Marshal(p)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := (testModule{}).ParseParameters(raw); err != nil {
-			return nil, err
-		}
-		return raw, nil
+	return func() (json.RawMessage, module.Runner, error) {
+		return module.Build(m, p)
 	}
 }
 

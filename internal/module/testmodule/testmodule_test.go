@@ -82,9 +82,9 @@ func TestFlags(t *testing.T) {
 	if err := fs.Parse([]string{"-mode", "sleep", "-duration", "1s"}); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := build()
-	if err != nil {
-		t.Fatal(err)
+	raw, r, err := build()
+	if err != nil || r == nil {
+		t.Fatalf("build() = %v, error %v; want a runner", r, err)
 	}
 	if got, want := string(raw), `{"mode":"sleep","duration":"1s"}`; got != want {
 		t.Errorf("build() = %s, want %s", got, want)

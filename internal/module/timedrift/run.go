@@ -215,37 +215,17 @@ func (r *Runner) Run(ctx context.Context, _ module.Env) action.Result {
 	return res
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ", ")
-}
-
-func (l *stringList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
 // SetFlags registers the flags of "mig timedrift": MIG's -drift, plus
-// -server (repeatable) and -timeout.
-func (timedriftModule) SetFlags(fs *flag.FlagSet) func() (json.RawMessage, error) {
-	var (
-		p       Parameters
-		servers stringList
-	)
+// -server (repeatable) and -timeout. The returned function builds the JSON
+// parameters and parses them as ParseParameters does (see
+// module.BuildFunc).
+func (m timedriftModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
+	var p Parameters
 	fs.StringVar(&p.Drift, "drift", "", "allowed `duration` of drift (default "+DefaultDrift.String()+")")
-	fs.Var(&servers, "server", "NTP `server`, host or host:port (repeatable; default "+strings.Join(DefaultServers, ", ")+")")
+	module.StringsVar(fs, &p.Servers, "server", "NTP `server`, host or host:port (repeatable; default "+strings.Join(DefaultServers, ", ")+")")
 	fs.StringVar(&p.Timeout, "timeout", "", "how long to wait for each server (default "+DefaultTimeout.String()+")")
-	return func() (json.RawMessage, error) {
-		p.Servers = servers
-		if _, err := p.compile(); err != nil {
-			return nil, err
-		}
-		return json.Marshal(p)
+	return func() (json.RawMessage, module.Runner, error) {
+		return module.Build(m, p)
 	}
 }
 
