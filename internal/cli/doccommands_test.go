@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,11 +31,10 @@ var seedCommandLines = []string{
 // docs/MODULES.md must show at least once.
 var documentedModules = []string{"file", "netstat", "ping", "memory", "pkg", "scribe", "timedrift", "sshkey"}
 
-// TestDocumentedCommandLines parses every module command line of the seed
-// documents, the README and docs/*.md with the module's flags and mig's
-// global flags, as "mig" does, and checks that each builds an action whose
-// one operation an agent parses: "-p" prints it signed, without a server;
-// a line with "-t local" runs in place.
+// TestDocumentedCommandLines runs every module command line of the seed
+// documents, the README and docs/*.md as written, module flags mixed with
+// mig's global flags, and checks that each launches one signed action
+// whose one operation an agent parses, or, with "-t local", runs in place.
 func TestDocumentedCommandLines(t *testing.T) {
 	lines := map[string]string{} // command line -> where it is written
 	for i, l := range seedCommandLines {
@@ -68,12 +68,22 @@ func TestDocumentedCommandLines(t *testing.T) {
 		t.Errorf("found %d module command lines, want at least 30: is the extraction broken?", len(lines))
 	}
 
-	cfg := writeConfig(t, untouchable(t), 0)
+	// Each line launches its action, as written, on a fake API server
+	// with one agent that finds nothing.
+	var launched *action.Action
+	f, srv := newFakeAPI(t, 1, func(i int, a *action.Action) action.Command {
+		launched = a
+		return action.Command{AgentID: "host0", AgentName: "host0", Status: action.CmdSuccess,
+			Results: []action.Result{{Success: true}}}
+	})
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte(seedPolicy), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte(notFoundPolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Chdir(dir) // "-path policy.json"
+	// The configuration comes from the environment, as the lines do not
+	// name one (and "mig ping" has its own -c, the count).
+	t.Setenv("MIG_CONFIG", writeConfig(t, srv, 0))
 	for l, where := range lines {
 		t.Run(l, func(t *testing.T) {
 			words, err := shellWords(l)
@@ -82,27 +92,27 @@ func TestDocumentedCommandLines(t *testing.T) {
 			}
 			args := fillPlaceholders(words[1:])
 			name := args[0]
-			local := false
-			for i := range args[:len(args)-1] {
-				local = local || args[i] == "-t" && args[i+1] == TargetLocal
-			}
-			if local {
-				code, _, stderr := run(t, args...)
-				if code != ExitOK {
-					t.Fatalf("%s: mig %q: exit code %d, stderr %q", where, args, code, stderr)
-				}
-				return
-			}
-			code, stdout, stderr := run(t, append(args, "-c", cfg, "-p")...)
+			f.mu.Lock()
+			launched = nil
+			f.mu.Unlock()
+			code, _, stderr := run(t, args...)
 			if code != ExitOK {
 				t.Fatalf("%s: mig %q: exit code %d, stderr %q", where, args, code, stderr)
 			}
-			a, err := action.ParseAction([]byte(stdout))
-			if err != nil {
-				t.Fatalf("%s: mig %q -p printed %q: %v", where, args, stdout, err)
+			f.mu.Lock()
+			a := launched
+			f.mu.Unlock()
+			if slices.Contains(args, TargetLocal) {
+				if a != nil {
+					t.Errorf("%s: mig %q launched action %d, want it run in place", where, args, a.ID)
+				}
+				return
+			}
+			if a == nil {
+				t.Fatalf("%s: mig %q launched nothing (stderr %q)", where, args, stderr)
 			}
 			if len(a.Operations) != 1 || a.Operations[0].Module != name {
-				t.Fatalf("%s: operations %+v, want one %s operation", where, a.Operations, name)
+				t.Fatalf("%s: launched operations %+v, want one %s operation", where, a.Operations, name)
 			}
 			if _, _, err := module.Parse(name, a.Operations[0].Parameters); err != nil {
 				t.Errorf("%s: an agent refuses the parameters %s: %v", where, a.Operations[0].Parameters, err)
@@ -110,20 +120,6 @@ func TestDocumentedCommandLines(t *testing.T) {
 		})
 	}
 }
-
-// seedPolicy is the libnss3 policy of SEED-COMMANDS.md.
-const seedPolicy = `{
-  "objects": [
-    { "object": "libnss3-package", "package": { "name": "libnss3:amd64" } }
-  ],
-  "tests": [
-    {
-      "test": "libnss3 test",
-      "object": "libnss3-package",
-      "evr": { "operation": "<", "value": "2:3.19.2" }
-    }
-  ]
-}`
 
 // moduleCommandLines returns the module command lines written in the
 // Markdown file path: lines of code blocks and `code` spans that start
