@@ -22,7 +22,7 @@ import (
 // launch.
 func (r *runner) moduleCmd(m module.Module, args []string) error {
 	fs := flag.NewFlagSet("mig "+m.Name(), flag.ContinueOnError)
-	build := m.SetFlags(fs)
+	build := module.SetFlags(m, fs)
 	modFlags := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) { modFlags[f.Name] = true })
 	g := &globals{}

@@ -2,6 +2,7 @@ package module
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -15,6 +16,24 @@ import (
 // runs it in place ("mig <module> -t local"). Its errors name the bad value
 // and wrap the module's ErrInvalidParameters where the value is invalid.
 type BuildFunc func() (json.RawMessage, Runner, error)
+
+// ErrNoFlags is returned by the BuildFunc of a module that has no flags
+// (is not a Flagger).
+var ErrNoFlags = errors.New("takes no flags")
+
+// SetFlags registers the flags of "mig <m>" on fs and returns its
+// BuildFunc. For a module that is not a Flagger it registers nothing, and
+// its BuildFunc returns an error wrapping ErrNoFlags that says to launch
+// an action file.
+func SetFlags(m Module, fs *flag.FlagSet) BuildFunc {
+	if f, ok := m.(Flagger); ok {
+		return f.SetFlags(fs)
+	}
+	return func() (json.RawMessage, Runner, error) {
+		return nil, nil, fmt.Errorf(`module %s %w: write an action file with {"module": %q, "parameters": {...}} and launch it with "mig action -i FILE"`,
+			m.Name(), ErrNoFlags, m.Name())
+	}
+}
 
 // Build encodes p, a module's parameters built from flags, as JSON and
 // parses that JSON with m.ParseParameters, exactly as an agent will parse

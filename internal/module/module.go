@@ -35,10 +35,6 @@ type Module interface {
 	// refusing unknown fields, and returns what runs them. Errors name the
 	// bad value.
 	ParseParameters(raw []byte) (Runner, error)
-	// SetFlags registers the flags of "mig <name>" on fs (MIG's flag names)
-	// and returns a function that, once fs is parsed, builds the JSON
-	// parameters and parses them once (see BuildFunc and Build).
-	SetFlags(fs *flag.FlagSet) BuildFunc
 	// PrintResult writes one agent's result for an investigator, one line per
 	// thing found, each line starting with the agent's name, as MIG prints
 	// them. It prints nothing for a result that found nothing, unless its
@@ -47,6 +43,15 @@ type Module interface {
 	// found nothing but has elements, after "<agent> did not find
 	// anything".
 	PrintResult(w io.Writer, agentName string, r action.Result) error
+}
+
+// Flagger is a Module with flags: every module of "mig" but one that takes
+// its parameters only from action files. Call it through SetFlags.
+type Flagger interface {
+	// SetFlags registers the flags of "mig <name>" on fs (MIG's flag names)
+	// and returns a function that, once fs is parsed, builds the JSON
+	// parameters and parses them once (see BuildFunc and Build).
+	SetFlags(fs *flag.FlagSet) BuildFunc
 }
 
 // Runner runs a module with parsed parameters.

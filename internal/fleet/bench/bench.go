@@ -272,7 +272,7 @@ func searchParameters(search []string) (json.RawMessage, error) {
 	}
 	fs := flag.NewFlagSet("file", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	build := m.SetFlags(fs)
+	build := module.SetFlags(m, fs)
 	if err := fs.Parse(search); err != nil {
 		return nil, fmt.Errorf("file module flags %q: %w", search, err)
 	}

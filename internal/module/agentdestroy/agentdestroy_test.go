@@ -47,7 +47,7 @@ func TestSetFlagsRefuses(t *testing.T) {
 		t.Fatal("agentdestroy module is not registered")
 	}
 	fs := flag.NewFlagSet(Name, flag.ContinueOnError)
-	build := m.SetFlags(fs)
+	build := module.SetFlags(m, fs)
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}

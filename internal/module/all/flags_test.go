@@ -15,6 +15,21 @@ import (
 // would fuzz file names, and agentdestroy takes no flags.
 var flagModules = []string{"file", "netstat", "ping", "memory", "pkg", "sshkey", "timedrift"}
 
+// TestEveryModuleHasFlags checks that every production module is a
+// module.Flagger: one whose SetFlags has another signature would silently
+// lose its "mig <module>" flags.
+func TestEveryModuleHasFlags(t *testing.T) {
+	for _, name := range module.Names() {
+		m, _ := module.Lookup(name)
+		if _, ok := m.(module.Flagger); !ok {
+			t.Errorf("module %s is not a module.Flagger: check the signature of its SetFlags", name)
+		}
+	}
+	if len(module.Names()) < len(flagModules)+2 {
+		t.Errorf("modules registered: %v, want every production module", module.Names())
+	}
+}
+
 // FuzzModuleFlags builds each module's parameters from arbitrary command
 // lines (args separated by newlines) and checks what "mig <module>" relies
 // on: building never panics; it returns either parameters and a Runner or
@@ -51,7 +66,7 @@ func FuzzModuleFlags(f *testing.F) {
 		}
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
-		build := m.SetFlags(fs)
+		build := module.SetFlags(m, fs)
 		if err := fs.Parse(strings.Split(args, "\n")); err != nil {
 			return
 		}

@@ -45,7 +45,7 @@ func Golden(t testing.TB, name string, got []byte) {
 func Build(t testing.TB, m module.Module, args []string, wantErr []string) json.RawMessage {
 	t.Helper()
 	fs := flag.NewFlagSet(m.Name(), flag.ContinueOnError)
-	build := m.SetFlags(fs)
+	build := module.SetFlags(m, fs)
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("Parse(%q): %v", args, err)
 	}

@@ -163,7 +163,7 @@ func TestFlagsBadPort(t *testing.T) {
 	m, _ := module.Lookup(netstat.Name)
 	fs := flag.NewFlagSet("netstat", flag.ContinueOnError)
 	fs.SetOutput(&bytes.Buffer{})
-	m.SetFlags(fs)
+	module.SetFlags(m, fs)
 	err := fs.Parse([]string{"-lp", "ssh"})
 	if err == nil || !strings.Contains(err.Error(), `"ssh"`) {
 		t.Errorf("Parse(-lp ssh) error = %v, want one naming \"ssh\"", err)

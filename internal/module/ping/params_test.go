@@ -127,7 +127,7 @@ func TestFlagsSeed(t *testing.T) {
 		t.Fatal("ping module is not registered")
 	}
 	fs := flag.NewFlagSet("mig ping", flag.ContinueOnError)
-	build := m.SetFlags(fs)
+	build := module.SetFlags(m, fs)
 	for _, global := range []string{"t", "show"} {
 		if fs.Lookup(global) != nil {
 			t.Fatalf("the ping module registers -%s, which the seed command line uses as mig's global flag", global)
@@ -195,7 +195,7 @@ func TestFlags(t *testing.T) {
 	for _, bad := range []string{"soon", "0", "61", "-2"} {
 		fs := flag.NewFlagSet("ping", flag.ContinueOnError)
 		fs.SetOutput(&bytes.Buffer{})
-		m.SetFlags(fs)
+		module.SetFlags(m, fs)
 		if err := fs.Parse([]string{"-timeout", bad}); err == nil || !strings.Contains(err.Error(), `"`+bad+`"`) {
 			t.Errorf("Parse(-timeout %s) error = %v, want one naming %q", bad, err, bad)
 		}

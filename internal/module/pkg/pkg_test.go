@@ -158,7 +158,7 @@ func TestFlags(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			fs := flag.NewFlagSet("pkg", flag.ContinueOnError)
-			build := m.SetFlags(fs)
+			build := module.SetFlags(m, fs)
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}

@@ -78,7 +78,7 @@ func TestSleepStopsWithContext(t *testing.T) {
 func TestFlags(t *testing.T) {
 	m, _ := module.Lookup(testmodule.Name)
 	fs := flag.NewFlagSet("testmodule", flag.ContinueOnError)
-	build := m.SetFlags(fs)
+	build := module.SetFlags(m, fs)
 	if err := fs.Parse([]string{"-mode", "sleep", "-duration", "1s"}); err != nil {
 		t.Fatal(err)
 	}
