@@ -30,7 +30,8 @@ var attackClasses = []string{
 	"api-auth",            // API keys, tokens and permissions
 	"api-limiter",         // the API's failure limiter and X-Forwarded-For spoofing
 	"api-flood",           // connection floods and slow clients against the API
-	"relay-flood",         // connection floods and slow clients against the embedded relay
+	"relay-flood",         // connection floods, slow clients, garbage and oversized messages against the embedded relay
+	"relay-intruder",      // an enrolled agent's credentials used for another agent's subjects, wrong passwords
 	"malicious-agent",     // an enrolled agent sending results it should not
 	"target-differential", // the server's and the agent's evaluation of a target disagree
 	"audit",               // audit log access and tampering
