@@ -312,10 +312,11 @@ func (a *API) authenticate(r *http.Request) (action.Investigator, string, error)
 	if err != nil {
 		return action.Investigator{}, "", err
 	}
-	fp, err := sign.VerifyToken(kr, strings.TrimSpace(tok), a.cfg.Now())
+	vt, err := sign.VerifyToken(kr, strings.TrimSpace(tok), a.cfg.Now())
 	if err != nil {
 		return action.Investigator{}, "", fmt.Errorf("%w: %v", errUnauthenticated, err)
 	}
+	fp := vt.Fingerprint
 	inv, ok := byFP[fp]
 	if !ok {
 		return action.Investigator{}, "", fmt.Errorf("%w: key %s is not an active investigator", errUnauthenticated, fp)

@@ -29,7 +29,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
@@ -40,8 +39,6 @@ import (
 const (
 	// RequestTimeout bounds one API request, from dial to the end of the body.
 	RequestTimeout = 2 * time.Minute
-	// TokenLifetime is how long a token is reused before a new one is made.
-	TokenLifetime = time.Minute
 	// MaxResponseSize bounds an API response body.
 	MaxResponseSize = 256 << 20
 	// MaxErrorSize bounds how much of an error response is read.
@@ -84,10 +81,6 @@ type Client struct {
 	apiKey string
 	log    *slog.Logger
 	now    func() time.Time
-
-	mu      sync.Mutex
-	token   string
-	tokenAt time.Time
 }
 
 // New returns a client for cfg: TLS verified against cfg.API.CA (or the
@@ -177,19 +170,14 @@ func newSigner(sc SignerConfig) (sign.Signer, error) {
 // created.
 func (c *Client) Signer() sign.Signer { return c.signer }
 
-// authToken returns a token, reusing one made less than TokenLifetime ago.
+// authToken makes a new token for one request: the server refuses a token
+// it has seen before (docs/API.md), so tokens are never reused, not even
+// by the requests of Follow.
 func (c *Client) authToken() (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	if c.token != "" && now.Sub(c.tokenAt) < TokenLifetime && !now.Before(c.tokenAt) {
-		return c.token, nil
-	}
-	tok, err := sign.MakeToken(c.signer, now)
+	tok, err := sign.MakeToken(c.signer, c.now())
 	if err != nil {
 		return "", fmt.Errorf("making an API token with key %s: %w", c.signer.Fingerprint(), err)
 	}
-	c.token, c.tokenAt = tok, now
 	return tok, nil
 }
 

@@ -21,7 +21,7 @@
 // counters, times) are not covered; changing any covered field invalidates
 // every signature. The encoding starts with a prefix naming the format, so a
 // signature over an action cannot be replayed as a signature over anything
-// else (an API token signs a different prefix, "mig-token-v1").
+// else (an API token signs a different prefix, "mig-token-v2").
 //
 // Verify before interpreting: an agent calls [VerifyAction] on the action it
 // received before it evaluates the target, looks at the modules or parses

@@ -3,6 +3,7 @@ package sign
 import (
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,20 +76,38 @@ func FuzzVerifyToken(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
-	f.Add("1;1800000000;00000000000000000000000000000000;" + base64.StdEncoding.EncodeToString([]byte("x")))
-	f.Add("1;;;")
+	// A version 1 token, really signed: it must be refused.
+	nonce := strings.Repeat("5a", 16)
+	v1, err := s.Sign([]byte("mig-token-v1;1800000000;" + nonce))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("1;1800000000;" + nonce + ";" + base64.StdEncoding.EncodeToString([]byte(v1)))
+	f.Add("2;1800000000;" + nonce + ";" + base64.StdEncoding.EncodeToString([]byte(v1)))
+	f.Add("2;1800000000;00000000000000000000000000000000;" + base64.StdEncoding.EncodeToString([]byte("x")))
+	f.Add("2;;;")
 	f.Add(";;;;;;")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, token string) {
-		fp, err := VerifyToken(k, token, now)
+		got, err := VerifyToken(k, token, now)
 		if err != nil {
-			if fp != "" || !errors.Is(err, ErrBadToken) {
-				t.Errorf("VerifyToken = %q, %v; want no fingerprint and %v", fp, err, ErrBadToken)
+			if got != (Token{}) || !errors.Is(err, ErrBadToken) {
+				t.Errorf("VerifyToken = %+v, %v; want no token and %v", got, err, ErrBadToken)
 			}
 			return
 		}
-		if fp != key.fp {
-			t.Errorf("VerifyToken = %q, want the only key %s", fp, key.fp)
+		if got.Fingerprint != key.fp {
+			t.Errorf("VerifyToken fingerprint = %q, want the only key %s", got.Fingerprint, key.fp)
+		}
+		// What is accepted has the documented form: version 2, the
+		// nonce and time it carries, inside the window.
+		fields := strings.Split(token, ";")
+		if len(fields) != 4 || fields[0] != TokenVersion || fields[2] != got.Nonce ||
+			fields[1] != strconv.FormatInt(got.Time.Unix(), 10) {
+			t.Errorf("VerifyToken(%q) accepted %+v, which does not match its fields", token, got)
+		}
+		if !now.Before(got.Expires()) || got.Time.After(now.Add(TokenMaxSkew)) {
+			t.Errorf("VerifyToken(%q) accepted time %s outside the window at %s", token, got.Time, now)
 		}
 	})
 }

@@ -147,8 +147,8 @@ func TestGPGInterop(t *testing.T) {
 			if err != nil {
 				t.Fatalf("MakeToken(gpg signer): %v", err)
 			}
-			if got, err := VerifyToken(k, tok, now); got != fp || err != nil {
-				t.Errorf("VerifyToken(gpg token) = %q, %v; want %s", got, err, fp)
+			if got, err := VerifyToken(k, tok, now); got.Fingerprint != fp || err != nil {
+				t.Errorf("VerifyToken(gpg token) = %+v, %v; want %s", got, err, fp)
 			}
 		})
 	}
