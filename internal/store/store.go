@@ -32,6 +32,8 @@ var (
 	// ErrNotPending: the action is no longer pending, so nobody may
 	// dispatch it.
 	ErrNotPending = errors.New("action is not pending")
+	// ErrReplayed: a token nonce was already used (UseTokenNonce).
+	ErrReplayed = errors.New("token nonce already used")
 )
 
 // Store is the server's persistence.
@@ -85,6 +87,16 @@ type Store interface {
 	// TouchAPIKey records that a key was used at at, unless it was
 	// recorded used later. ErrNotFound if there is no such key ID.
 	TouchAPIKey(ctx context.Context, keyID string, at time.Time) error
+
+	// UseTokenNonce records the nonce of an investigator's token, to be
+	// kept until n.Expires. It is atomic: of any number of calls with the
+	// same key ID and nonce, at once or not, on this store or on others
+	// over the same database, exactly one succeeds and the others get
+	// ErrReplayed, until PurgeTokenNonces drops the nonce.
+	UseTokenNonce(ctx context.Context, n TokenNonce) error
+	// PurgeTokenNonces deletes the nonces whose expiry is at or before
+	// now, and returns how many it deleted.
+	PurgeTokenNonces(ctx context.Context, now time.Time) (int64, error)
 
 	// CreateAction stores a signed action (with its signatures and
 	// investigators) in status pending; ErrExists if the ID is taken.

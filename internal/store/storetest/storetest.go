@@ -4,7 +4,8 @@
 //
 // The suite checks behaviour, not SQL: agents and their liveness, target
 // queries agreeing with the agent-side evaluation (target.Eval), credentials,
-// investigators, API keys, signed actions kept byte for byte, command fan-out, result
+// investigators, API keys, token nonces used once (under concurrent use
+// too), signed actions kept byte for byte, command fan-out, result
 // ingestion with its acknowledgement rules, exact counters, expiry,
 // redelivery of pending commands, search with paging, concurrent writers in
 // one store and in two stores over one database (two servers), migrations
@@ -47,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AgentCredentials", testAgentCredentials},
 		{"Investigators", testInvestigators},
 		{"APIKeys", testAPIKeys},
+		{"TokenNonces", testTokenNonces},
+		{"TokenNoncesConcurrent", testTokenNoncesConcurrent},
 		{"ActionCreate", testActionCreate},
 		{"ActionParametersByteExact", testActionParametersByteExact},
 		{"ActionList", testActionList},
