@@ -89,6 +89,10 @@ type Store interface {
 	RevokeAPIKey(ctx context.Context, keyID string, at time.Time) error
 	TouchAPIKey(ctx context.Context, keyID string, at time.Time) error
 
+	// Investigators' token nonces, each accepted once.
+	UseTokenNonce(ctx context.Context, n store.TokenNonce) error
+	PurgeTokenNonces(ctx context.Context, now time.Time) (int64, error)
+
 	// The audit log (audit.go).
 	AppendAudit(ctx context.Context, recs ...audit.Record) ([]audit.Entry, error)
 	AuditLog(ctx context.Context, after uint64, limit int) ([]audit.Entry, error)
@@ -132,7 +136,15 @@ type API struct {
 	keyringAge time.Time
 
 	failures failLimiter // failed API key authentications by source and key ID
+
+	purgeMu   sync.Mutex
+	lastPurge time.Time // when expired token nonces were last purged
 }
+
+// NoncePurgeInterval is how often, at most, a server deletes expired token
+// nonces from the store: the table holds the nonces of the last
+// sign.TokenMaxAge+sign.TokenMaxSkew plus up to this long.
+const NoncePurgeInterval = 30 * time.Second
 
 // New returns the API handler.
 func New(cfg Config) *API {
@@ -321,7 +333,55 @@ func (a *API) authenticate(r *http.Request) (action.Investigator, string, error)
 	if !ok {
 		return action.Investigator{}, "", fmt.Errorf("%w: key %s is not an active investigator", errUnauthenticated, fp)
 	}
+	// Only a token that verified reaches the store: nobody without an
+	// investigator's key can fill the nonce table.
+	if err := a.useNonce(r, vt); err != nil {
+		return action.Investigator{}, "", err
+	}
 	return inv, "", nil
+}
+
+// useNonce records the nonce of a verified token in the store, refusing a
+// token whose nonce was used before (by this server or another over the
+// same store), and purges expired nonces at most every
+// NoncePurgeInterval.
+func (a *API) useNonce(r *http.Request, t sign.Token) error {
+	ctx := r.Context()
+	a.purgeNonces(ctx)
+	err := a.cfg.Store.UseTokenNonce(ctx, store.TokenNonce{KeyID: t.Fingerprint, Nonce: t.Nonce, Expires: t.Expires()})
+	if errors.Is(err, store.ErrReplayed) {
+		a.log.Warn("token replayed", "key", t.Fingerprint, "nonce", t.Nonce, "remote", r.RemoteAddr)
+		return fmt.Errorf("%w: token replayed: key %s already used the token with nonce %s; a token is good for one request",
+			errUnauthenticated, t.Fingerprint, t.Nonce)
+	}
+	if err != nil {
+		return fmt.Errorf("record token nonce: %w", err)
+	}
+	return nil
+}
+
+// purgeNonces deletes expired token nonces if the last purge is
+// NoncePurgeInterval old. A failure is logged, not answered: the request
+// does not depend on it.
+func (a *API) purgeNonces(ctx context.Context) {
+	now := a.cfg.Now()
+	a.purgeMu.Lock()
+	due := a.lastPurge.IsZero() || now.Sub(a.lastPurge) >= NoncePurgeInterval || now.Before(a.lastPurge)
+	if due {
+		a.lastPurge = now
+	}
+	a.purgeMu.Unlock()
+	if !due {
+		return
+	}
+	n, err := a.cfg.Store.PurgeTokenNonces(context.WithoutCancel(ctx), now)
+	if err != nil {
+		a.log.Warn("purging expired token nonces failed", "err", err)
+		return
+	}
+	if n > 0 {
+		a.log.Debug("purged expired token nonces", "count", n)
+	}
 }
 
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
