@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,9 +137,14 @@ func TestTokenReplayRefused(t *testing.T) {
 		return resp.StatusCode, body
 	}
 	for _, c := range []capturedRequest{*launch, *poll} {
-		code, body := replay(c.auth, apiURL.Path+"/dashboard")
-		if code != 401 || body["code"] != "unauthenticated" || !strings.Contains(body["error"], "token replayed") {
+		atk := attack(t, "investigator-token", "a token captured from "+c.method+" "+c.path+" replayed")
+		switch code, body := replay(c.auth, apiURL.Path+"/dashboard"); {
+		case code == 200:
+			atk.executed("the replayed token was accepted")
+		case code != 401 || body["code"] != "unauthenticated" || !strings.Contains(body["error"], "token replayed"):
 			t.Errorf("replay of the token of %s %s: status %d %v, want 401 unauthenticated \"token replayed\"", c.method, c.path, code, body)
+		default:
+			atk.refused()
 		}
 	}
 
@@ -150,6 +157,24 @@ func TestTokenReplayRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A version 1 token (reusable for five minutes), really signed.
+	atk := attack(t, "investigator-token", "a version 1 token (downgrade)")
+	sec, nonce := strconv.FormatInt(time.Now().Unix(), 10), strings.Repeat("c3", 16)
+	v1sig, err := signer.Sign([]byte("mig-token-v1;" + sec + ";" + nonce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := "1;" + sec + ";" + nonce + ";" + base64.StdEncoding.EncodeToString([]byte(v1sig))
+	switch code, body := replay("MIG-PGP "+v1, apiURL.Path+"/dashboard"); {
+	case code == 200:
+		atk.executed("the version 1 token was accepted")
+	case code != 401 || !strings.Contains(body["error"], "version 1 is refused"):
+		t.Errorf("version 1 token: status %d %v, want 401 saying version 1 is refused", code, body)
+	default:
+		atk.refused()
+	}
+
+	atk = attack(t, "investigator-token", "one token used by concurrent requests")
 	tok, err := sign.MakeToken(signer, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -177,8 +202,13 @@ func TestTokenReplayRefused(t *testing.T) {
 			t.Errorf("concurrent use %d: status %d (%s), want 200 or 401 \"token replayed\"", i, c, msgs[i])
 		}
 	}
-	if passed != 1 {
-		t.Errorf("%d concurrent uses of one token: %d succeeded (%v), want exactly 1", tries, passed, codes)
+	switch {
+	case passed > 1:
+		atk.executed("%d of %d concurrent uses of one token succeeded (%v)", passed, tries, codes)
+	case passed == 0:
+		t.Errorf("none of %d concurrent uses of a new token succeeded (%v), want exactly 1", tries, codes)
+	default:
+		atk.refused()
 	}
 	if !strings.Contains(srv.output(), "token replayed") {
 		t.Errorf("the server logged no \"token replayed\" warning")
