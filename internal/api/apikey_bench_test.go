@@ -14,7 +14,9 @@ import (
 
 // BenchmarkAuthenticate measures one authenticated request (GET
 // /apikeys on an investigator with one key) in process, with an API key and
-// with an OpenPGP token made once and reused, as the client does.
+// with a new OpenPGP token for each request, as the client does (a token is
+// accepted once); making the token is not timed, verifying it and
+// recording its nonce are.
 func BenchmarkAuthenticate(b *testing.B) {
 	st, err := sqlitestore.Open(b.Context(), filepath.Join(b.TempDir(), "mig.db"), nil)
 	if err != nil {
@@ -42,19 +44,27 @@ func BenchmarkAuthenticate(b *testing.B) {
 	if err := st.CreateAPIKey(b.Context(), k); err != nil {
 		b.Fatal(err)
 	}
-	tok, err := sign.MakeToken(signer, time.Now())
-	if err != nil {
-		b.Fatal(err)
+	token := func(b *testing.B) string {
+		b.StopTimer()
+		defer b.StartTimer()
+		tok, err := sign.MakeToken(signer, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return "MIG-PGP " + tok
 	}
 	h := New(Config{Store: st, Dispatcher: &countingDispatcher{}})
-	for _, bc := range []struct{ name, auth string }{
-		{"apikey", APIKeyScheme + " " + key},
-		{"pgp-token", "MIG-PGP " + tok},
+	for _, bc := range []struct {
+		name string
+		auth func(b *testing.B) string
+	}{
+		{"apikey", func(*testing.B) string { return APIKeyScheme + " " + key }},
+		{"pgp-token", token},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
 				req := httptest.NewRequest(http.MethodGet, "/api/v1/apikeys", nil)
-				req.Header.Set("Authorization", bc.auth)
+				req.Header.Set("Authorization", bc.auth(b))
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)
 				if rec.Code != http.StatusOK {
