@@ -51,6 +51,36 @@ func Build(m Module, p any) (json.RawMessage, Runner, error) {
 	return raw, r, nil
 }
 
+// ParamError is an invalid value of one parameter, which Key, its JSON key,
+// names. Its text is Err's: an agent's error reads as it did. A module's
+// parser returns it where a key's name differs from the flag that sets it
+// (netstat's "listeningport", set by -lp), so that its BuildFunc can name
+// the flag with NameFlag.
+type ParamError struct {
+	Key string
+	Err error
+}
+
+func (e *ParamError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *ParamError) Unwrap() error { return e.Err }
+
+// NameFlag returns err with the flag that set the bad parameter in front
+// ("flag -lp: ..."), when err wraps a *ParamError whose Key flags maps
+// (JSON key to flag name); else it returns err unchanged.
+func NameFlag(err error, flags map[string]string) error {
+	var pe *ParamError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	name, ok := flags[pe.Key]
+	if !ok {
+		return err
+	}
+	return fmt.Errorf("flag -%s: %w", name, err)
+}
+
 // The flag kinds that modules share. Each registers on a flag.FlagSet and
 // stores straight into the module's Parameters: "-path /usr -path /bin"
 // appends to a []string.

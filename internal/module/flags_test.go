@@ -3,6 +3,7 @@ package module_test
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -85,5 +86,28 @@ func TestFlagKinds(t *testing.T) {
 	}
 	if raw, r, err := module.Build(m, map[string]string{"mode": "nope"}); err == nil || raw != nil || r != nil {
 		t.Errorf("Build(bad mode) = %s, %v, %v; want only an error", raw, r, err)
+	}
+}
+
+func TestNameFlag(t *testing.T) {
+	flags := map[string]string{"listeningport": "lp"}
+	pe := &module.ParamError{Key: "listeningport", Err: errors.New("listeningport 70000 is out of range")}
+	invalid := errors.New("invalid netstat parameters")
+	err := fmt.Errorf("%w: %w", invalid, pe)
+	if got := err.Error(); got != "invalid netstat parameters: listeningport 70000 is out of range" {
+		t.Errorf("a ParamError changes the text an agent reports: %q", got)
+	}
+	named := module.NameFlag(err, flags)
+	if got, want := named.Error(), "flag -lp: invalid netstat parameters: listeningport 70000 is out of range"; got != want {
+		t.Errorf("NameFlag = %q, want %q", got, want)
+	}
+	if !errors.Is(named, invalid) || !errors.Is(named, pe) {
+		t.Errorf("NameFlag(%v) unwraps to neither the module's error nor the ParamError", err)
+	}
+	other := fmt.Errorf("%w: %w", invalid, &module.ParamError{Key: "timeout", Err: errors.New("timeout 0")})
+	for _, e := range []error{nil, invalid, other} {
+		if got := module.NameFlag(e, flags); got != e {
+			t.Errorf("NameFlag(%v) = %v, want it unchanged", e, got)
+		}
 	}
 }

@@ -20,6 +20,14 @@ func (m netstatModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 	module.IntsVar(fs, &p.ListeningPort, "lp", "port", "listening TCP or bound UDP `port` (repeatable)")
 	fs.BoolVar(&p.SearchNamespaces, "namespaces", false, "also search every other network namespace (Linux)")
 	return func() (json.RawMessage, module.Runner, error) {
-		return module.Build(m, p)
+		raw, r, err := module.Build(m, p)
+		return raw, r, module.NameFlag(err, flagOf)
 	}
+}
+
+// flagOf maps each parameter to the flag of "mig netstat" that sets it, so
+// that an error about a parameter names the flag.
+var flagOf = map[string]string{
+	"localmac": "lm", "neighbormac": "nm", "localip": "li", "neighborip": "ni",
+	"connectedip": "ci", "listeningport": "lp",
 }

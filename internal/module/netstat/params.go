@@ -103,7 +103,7 @@ func compile(p Parameters) (*runner, error) {
 		{"connectedip", len(p.ConnectedIP)}, {"listeningport", len(p.ListeningPort)},
 	} {
 		if l.n > MaxValues {
-			return nil, fmt.Errorf("%s has %d values, over the limit of %d", l.field, l.n, MaxValues)
+			return nil, paramErrorf(l.field, "%s has %d values, over the limit of %d", l.field, l.n, MaxValues)
 		}
 	}
 	var err error
@@ -125,7 +125,7 @@ func compile(p Parameters) (*runner, error) {
 	seen := map[int]bool{}
 	for _, port := range p.ListeningPort {
 		if port < 1 || port > 65535 {
-			return nil, fmt.Errorf("listeningport %d is out of range (want 1 to 65535)", port)
+			return nil, paramErrorf("listeningport", "listeningport %d is out of range (want 1 to 65535)", port)
 		}
 		if !seen[port] {
 			seen[port] = true
@@ -146,16 +146,16 @@ func compileMACs(field string, values []string) ([]macSearch, error) {
 	for _, v := range values {
 		switch {
 		case v == "":
-			return nil, fmt.Errorf("%s regex is empty (use \".\" to match every MAC)", field)
+			return nil, paramErrorf(field, "%s regex is empty (use \".\" to match every MAC)", field)
 		case len(v) > MaxRegexLen:
-			return nil, fmt.Errorf("%s regex %.32q... is %d bytes long, over the limit of %d", field, v, len(v), MaxRegexLen)
+			return nil, paramErrorf(field, "%s regex %.32q... is %d bytes long, over the limit of %d", field, v, len(v), MaxRegexLen)
 		}
 		if _, err := regexp.Compile(v); err != nil {
-			return nil, fmt.Errorf("%s regex %q does not compile: %w", field, v, err)
+			return nil, paramErrorf(field, "%s regex %q does not compile: %w", field, v, err)
 		}
 		re, err := regexp.Compile("(?i)" + v)
 		if err != nil {
-			return nil, fmt.Errorf("%s regex %q does not compile case-insensitively: %w", field, v, err)
+			return nil, paramErrorf(field, "%s regex %q does not compile case-insensitively: %w", field, v, err)
 		}
 		if !seen[v] {
 			seen[v] = true
@@ -172,7 +172,7 @@ func parseIPs(field string, values []string) ([]ipSearch, error) {
 	for _, v := range values {
 		prefix, err := parseIPOrCIDR(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: %w", field, v, err)
+			return nil, paramErrorf(field, "%s %q: %w", field, v, err)
 		}
 		if !seen[v] {
 			seen[v] = true
@@ -200,4 +200,10 @@ func parseIPOrCIDR(v string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("not an IP or CIDR: %w", err)
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// paramErrorf returns a *module.ParamError for key with the formatted
+// text.
+func paramErrorf(key, format string, args ...any) error {
+	return &module.ParamError{Key: key, Err: fmt.Errorf(format, args...)}
 }

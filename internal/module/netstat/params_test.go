@@ -138,9 +138,9 @@ func TestFlags(t *testing.T) {
 				`"localmac":["^02:"],"neighborip":["fe80::/10"],"neighbormac":["a","b"],"searchnamespaces":true}`,
 		},
 		{name: "no search", args: []string{"-namespaces"}, wantErr: []string{"no search"}},
-		{name: "bad cidr", args: []string{"-ci", "10.1.1.1/40"}, wantErr: []string{`"10.1.1.1/40"`}},
-		{name: "bad regex", args: []string{"-nm", "8c:70:("}, wantErr: []string{`"8c:70:("`}},
-		{name: "port out of range", args: []string{"-lp", "70000"}, wantErr: []string{"70000", "out of range"}},
+		{name: "bad cidr", args: []string{"-ci", "10.1.1.1/40"}, wantErr: []string{"flag -ci", `connectedip "10.1.1.1/40"`}},
+		{name: "bad regex", args: []string{"-nm", "8c:70:("}, wantErr: []string{"flag -nm", `"8c:70:("`}},
+		{name: "port out of range", args: []string{"-lp", "70000"}, wantErr: []string{"flag -lp", "70000", "out of range"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,7 +67,7 @@ func (m pingModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 		if module.Given(fs, "c") {
 			q.Count = count
 			if q.Count == 0 {
-				return nil, nil, fmt.Errorf("%w: count 0 is out of range (want 1 to %d)", ErrInvalidParameters, MaxCount)
+				return nil, nil, fmt.Errorf("flag -c: %w: count 0 is out of range (want 1 to %d)", ErrInvalidParameters, MaxCount)
 			}
 		}
 		if module.Given(fs, FlagTimeout) {
@@ -76,6 +76,11 @@ func (m pingModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 				return nil, nil, fmt.Errorf("%w: timeout %s is not positive", ErrInvalidParameters, timeout.d)
 			}
 		}
-		return module.Build(m, q)
+		raw, r, err := module.Build(m, q)
+		return raw, r, module.NameFlag(err, flagOf)
 	}
 }
+
+// flagOf maps the parameters to the flags of "mig ping" that set them, so
+// that an error about a parameter names the flag.
+var flagOf = map[string]string{"destination": "d", "destinationport": "dp", "protocol": "p", "count": "c"}

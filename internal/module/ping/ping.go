@@ -144,28 +144,28 @@ func compile(p Parameters) (*runner, error) {
 	r := &runner{dest: p.Destination, count: DefaultCount, timeout: DefaultTimeout}
 	addr, err := checkDestination(p.Destination)
 	if err != nil {
-		return nil, err
+		return nil, &module.ParamError{Key: "destination", Err: err}
 	}
 	r.addr = addr
 	r.proto = strings.ToLower(p.Protocol)
 	switch r.proto {
 	case ProtoICMP:
 		if p.DestinationPort != 0 {
-			return nil, fmt.Errorf("destinationport %d: icmp has no ports (use tcp or udp)", p.DestinationPort)
+			return nil, paramErrorf("destinationport", "destinationport %d: icmp has no ports (use tcp or udp)", p.DestinationPort)
 		}
 	case ProtoTCP, ProtoUDP:
 		if p.DestinationPort < 1 || p.DestinationPort > 65535 {
-			return nil, fmt.Errorf("destinationport %d is out of range for %s (want 1 to 65535)", p.DestinationPort, r.proto)
+			return nil, paramErrorf("destinationport", "destinationport %d is out of range for %s (want 1 to 65535)", p.DestinationPort, r.proto)
 		}
 		r.port = uint16(p.DestinationPort)
 	case "":
-		return nil, fmt.Errorf("no protocol (want icmp, tcp or udp)")
+		return nil, paramErrorf("protocol", "no protocol (want icmp, tcp or udp)")
 	default:
-		return nil, fmt.Errorf("protocol %q is not icmp, tcp or udp", p.Protocol)
+		return nil, paramErrorf("protocol", "protocol %q is not icmp, tcp or udp", p.Protocol)
 	}
 	if p.Count != 0 {
 		if p.Count < 1 || p.Count > MaxCount {
-			return nil, fmt.Errorf("count %d is out of range (want 1 to %d)", p.Count, MaxCount)
+			return nil, paramErrorf("count", "count %d is out of range (want 1 to %d)", p.Count, MaxCount)
 		}
 		r.count = p.Count
 	}
@@ -232,4 +232,10 @@ func checkLabel(label string) error {
 		}
 	}
 	return nil
+}
+
+// paramErrorf returns a *module.ParamError for key with the formatted
+// text.
+func paramErrorf(key, format string, args ...any) error {
+	return &module.ParamError{Key: key, Err: fmt.Errorf(format, args...)}
 }
