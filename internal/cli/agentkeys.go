@@ -39,6 +39,9 @@ type resultVerifier struct {
 	counts     map[string]int
 	// beforeWarning, if set, is called before a warning is written.
 	beforeWarning func()
+	// quietUnsigned leaves unsigned and unpinned results out of the
+	// warnings (they are counted in the summary).
+	quietUnsigned bool
 }
 
 // newResultVerifier loads the pins: from pinFile when set (read only),
@@ -70,7 +73,12 @@ func (v *resultVerifier) check(cmd action.Command) string {
 	verdict, detail := v.verdict(cmd)
 	v.counts[verdict]++
 	label := agentLabel(cmd)
-	if verdict != sigVerified && verdict != sigServerEnded && v.beforeWarning != nil {
+	quiet := verdict == sigVerified || verdict == sigServerEnded ||
+		(v.quietUnsigned && (verdict == sigUnsigned || verdict == sigUnpinned))
+	if quiet {
+		return verdict
+	}
+	if v.beforeWarning != nil {
 		v.beforeWarning()
 	}
 	switch verdict {

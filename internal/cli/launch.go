@@ -252,13 +252,24 @@ func (r *runner) writeAction(g *globals, a *action.Action) error {
 }
 
 // follow prints progress and results until every agent answered, the action
-// is long expired, or the user interrupts.
+// is long expired, or the user interrupts. Each result is verified as mig
+// results verifies it, against the pins of ~/.mig/agentkeys; a result FORGED
+// or signed by a changed key makes follow fail once the action is done.
 func (r *runner) follow(c *client.Client, g *globals, a *action.Action) error {
 	start := r.now()
 	pr := newProgress(r.stderr, start)
 	pr.now = r.now
 	p := &printer{out: r.stdout, errw: r.stderr, show: g.show, render: g.render, verbose: g.verbose,
 		ops: a.Operations, actionID: a.ID, progress: pr}
+	v, err := newResultVerifier(r.stderr, "", a)
+	if err != nil {
+		return err
+	}
+	v.quietUnsigned = true
+	v.beforeWarning = func() {
+		_ = p.flush()
+		pr.clear()
+	}
 	ctx, cancel := context.WithDeadline(r.ctx, a.ExpireAfter.Add(followGrace))
 	defer cancel()
 	var printErr error
@@ -270,6 +281,7 @@ func (r *runner) follow(c *client.Client, g *globals, a *action.Action) error {
 		}
 		pr.update(n)
 	}, func(cmd action.Command) {
+		p.signature = v.check(cmd)
 		if err := p.command(cmd); err != nil && printErr == nil {
 			printErr = err
 		}
@@ -287,6 +299,9 @@ func (r *runner) follow(c *client.Client, g *globals, a *action.Action) error {
 			if final != nil {
 				p.summary(final.Counters)
 			}
+			if err := v.finish(false); err != nil {
+				return err
+			}
 			return fmt.Errorf("action %d expired at %s but not every agent answered; see mig results %d",
 				a.ID, a.ExpireAfter.Format(time.RFC3339), a.ID)
 		}
@@ -296,7 +311,7 @@ func (r *runner) follow(c *client.Client, g *globals, a *action.Action) error {
 	if printErr != nil {
 		return fmt.Errorf("printing results: %w", printErr)
 	}
-	return nil
+	return v.finish(false)
 }
 
 // runLocal runs operations inside mig itself, with no server and no
