@@ -1,12 +1,12 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/migplatform/mig/internal/secfile"
 )
 
 // File permissions of the state directory.
@@ -28,8 +28,9 @@ import (
 //     owns, may have been edited to forget actions: it is treated as lost
 //     (moved aside, and a new journal with a new epoch begins, see replay.go).
 //
-// Windows has no such modes; there the checks do nothing and the directory's
-// ACL is the operator's to set.
+// The checks are internal/secfile's, shared with mig-server and mig. Windows
+// has no such modes; there the checks do nothing and the directory's ACL is
+// the operator's to set.
 
 // checkStatePerms makes the state directory if it is missing and checks it,
 // its corrupt/ directory and the secret files in it before they are used.
@@ -48,77 +49,37 @@ func checkStatePerms(stateDir string, log *slog.Logger) error {
 	return checkSecretFile(credPath(stateDir), "relay credentials")
 }
 
-// errPerm is wrapped by the permission errors that stop the agent.
-var errPerm = errors.New("unsafe permissions")
-
 // ensurePrivateDir makes dir (0700) if it is missing, refuses it if another
 // user owns it, and takes away the access of group and others.
 func ensurePrivateDir(dir string, log *slog.Logger) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("make %s: %w", dir, err)
-	}
-	fi, err := os.Stat(dir)
+	was, err := secfile.PrivateDir(dir)
 	if err != nil {
-		return fmt.Errorf("%s: %w", dir, err)
+		return err
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	if !checksModes {
-		return nil
-	}
-	if uid, ok := foreignOwner(fi); ok {
-		return fmt.Errorf("%w: %s is owned by uid %d, not by the agent's user (uid %d): another user could replace the agent's state; chown it",
-			errPerm, dir, uid, os.Geteuid())
-	}
-	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("%w: %s is mode %04o and cannot be made 0700: %v", errPerm, dir, m, err)
-		}
-		log.Warn("the state directory was open to other users; made it 0700", "dir", dir, "mode", fmt.Sprintf("%04o", m))
+	if was != 0 {
+		log.Warn("the state directory was open to other users; made it 0700", "dir", dir, "mode", fmt.Sprintf("%04o", was))
 	}
 	return nil
 }
 
 // checkSecretFile refuses a secret file (the identity key, the relay
-// credentials) that another user owns or that group or others may read or
-// write. A missing file is fine.
+// credentials) that is not a regular file, that another user owns or that
+// group or others may read or write. A missing file is fine.
 func checkSecretFile(path, what string) error {
-	if !checksModes {
-		return nil
-	}
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s %s is not a regular file", errPerm, what, path)
-	}
-	if uid, ok := foreignOwner(fi); ok {
-		return fmt.Errorf("%w: %s %s is owned by uid %d, not by the agent's user (uid %d); chown it, or remove it",
-			errPerm, what, path, uid, os.Geteuid())
-	}
-	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		return fmt.Errorf("%w: %s %s is mode %04o: other users may have read or changed it; "+
-			"if it can still be trusted, chmod 600 %s, otherwise remove it (the agent makes a new one)",
-			errPerm, what, path, m, path)
-	}
-	return nil
+	return secfile.Check(path, secfile.Rule{What: what, Kind: secfile.Secret, Own: true,
+		Otherwise: "remove it (the agent makes a new one)"})
 }
 
 // journalTampered says why a journal file cannot be trusted, or returns nil.
 func journalTampered(path string) error {
-	if !checksModes {
+	if !secfile.Enabled {
 		return nil
 	}
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil // reading it reports the error
 	}
-	if uid, ok := foreignOwner(fi); ok {
+	if uid, ok := secfile.ForeignOwner(fi); ok {
 		return fmt.Errorf("%w: journal %s is owned by uid %d, not by the agent's user", ErrCorrupt, path, uid)
 	}
 	if m := fi.Mode().Perm(); m&0o022 != 0 {

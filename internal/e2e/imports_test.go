@@ -25,6 +25,7 @@ func TestImportBoundaries(t *testing.T) {
 		{pkg: "internal/atomicfile", stdOnly: true},
 		{pkg: "internal/cmdflag", stdOnly: true},
 		{pkg: "internal/version", stdOnly: true},
+		{pkg: "internal/secfile", stdOnly: true},
 		{pkg: "cmd/mig-agent", forbidden: []string{"internal/store", "internal/api", "internal/scheduler", "internal/server", "internal/client", "internal/cli"}},
 		{pkg: "internal/agent", forbidden: []string{"internal/store", "internal/api", "internal/scheduler", "internal/server"}},
 		{pkg: "cmd/mig", forbidden: []string{"internal/store", "internal/api", "internal/scheduler", "internal/server", "internal/agent", "internal/relay"}},
