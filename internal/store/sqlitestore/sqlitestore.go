@@ -14,6 +14,12 @@
 // its own transaction, recording them in the schema_migrations table, and
 // refuses a database whose schema is newer than this code (ErrSchemaTooNew).
 //
+// A new database file is created mode 0600 before SQLite opens it, whatever
+// the umask: SQLite gives the -wal and -shm files it makes next to it the
+// database's mode, so all three hold the store's secrets (API key hashes,
+// agents' relay credentials, results) from the first write. An existing
+// database keeps its mode; mig-server checks it at start.
+//
 // Times are stored as TEXT in RFC 3339 with exactly nine fraction digits in
 // UTC (see TimeFormat), so that they compare and sort as text.
 package sqlitestore
@@ -24,7 +30,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +94,9 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite database path %q: want a file name without '?', '#' or a file: prefix", path)
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("create sqlite database %q: %w", path, err)
+	}
 	timeout := strconv.FormatInt(busyTimeout.Milliseconds(), 10)
 	common := "?_pragma=busy_timeout(" + timeout + ")&_pragma=foreign_keys(1)"
 	w, err := sql.Open("sqlite", path+common+
@@ -124,6 +135,24 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		return nil, fmt.Errorf("sqlite database %q: prepare: %w", path, err)
 	}
 	return &Store{w: w, r: r, logger: logger, insertCmds: ins}, nil
+}
+
+// createPrivate makes an empty database file (a valid SQLite database) at
+// path, mode 0600, unless a file is there.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Chmod, not the mode of creation: a umask must not decide.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // ping opens db's first connection. Connections that open a new database at
