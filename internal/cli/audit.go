@@ -13,6 +13,7 @@ import (
 
 	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/client"
+	"github.com/migplatform/mig/internal/secfile"
 )
 
 // AuditStateEnv names the file where "mig audit verify" remembers the
@@ -210,7 +211,7 @@ func (r *runner) reportVerified(n int, h audit.Head) error {
 // verifyAuditServer verifies the server's log against the head remembered
 // from the last verification (and expect), then remembers the new head.
 func (r *runner) verifyAuditServer(c *client.Client, server string, expect audit.Head) error {
-	statePath, err := auditStatePath()
+	statePath, err := r.auditStatePath()
 	if err != nil {
 		return err
 	}
@@ -242,21 +243,39 @@ func (r *runner) verifyAuditServer(c *client.Client, server string, expect audit
 }
 
 // auditStatePath is $MIG_AUDIT_STATE or ~/.mig/audit-heads.json.
-func auditStatePath() (string, error) {
+func (r *runner) auditStatePath() (string, error) {
 	if p := os.Getenv(AuditStateEnv); p != "" {
 		return p, nil
 	}
-	home, err := os.UserHomeDir()
+	dir, err := r.userDir()
 	if err != nil {
-		return "", fmt.Errorf("audit state: %w (set $%s)", err, AuditStateEnv)
+		return "", fmt.Errorf("audit state: %w (or set $%s)", err, AuditStateEnv)
 	}
-	return filepath.Join(home, ".mig", "audit-heads.json"), nil
+	return filepath.Join(dir, "audit-heads.json"), nil
+}
+
+// userDir returns ~/.mig (client.UserDir), warning when it had to be made
+// private.
+func (r *runner) userDir() (string, error) {
+	dir, was, err := client.UserDir()
+	if err != nil {
+		return "", err
+	}
+	if was != 0 {
+		fmt.Fprintf(r.stderr, "mig: warning: %s was mode %04o, open to other users; made it 0700\n", dir, was)
+	}
+	return dir, nil
 }
 
 // readAuditHeads reads the remembered heads by server URL; a missing file
 // is none.
 func readAuditHeads(path string) (map[string]audit.Head, error) {
 	heads := map[string]audit.Head{}
+	// Not secret, but whoever could write it could make verify forget a
+	// head.
+	if err := secfile.Check(path, secfile.Rule{What: "audit state", Kind: secfile.Public}); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return heads, nil

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/secfile"
 	"github.com/migplatform/mig/internal/sign"
 )
 
@@ -96,6 +97,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.API.CA != "" {
+		if err := secfile.Check(cfg.API.CA, secfile.Rule{What: "api.ca", Kind: secfile.Public}); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 		pem, err := os.ReadFile(cfg.API.CA)
 		if err != nil {
 			return nil, fmt.Errorf("%w: api.ca: %w", ErrConfig, err)
@@ -143,6 +147,10 @@ func New(cfg Config) (*Client, error) {
 func newSigner(sc SignerConfig) (sign.Signer, error) {
 	switch {
 	case sc.KeyFile != "":
+		if err := secfile.Check(sc.KeyFile, secfile.Rule{What: "signer.keyfile", Kind: secfile.Secret,
+			Otherwise: "treat the key as leaked: make a new one and have this one disabled on the server and removed from agents' keyrings"}); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 		key, err := os.ReadFile(sc.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("%w: signer.keyfile: %w", ErrConfig, err)

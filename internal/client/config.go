@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/secfile"
 	"github.com/migplatform/mig/internal/sign"
 	"github.com/migplatform/mig/internal/strictjson"
 )
@@ -133,6 +135,9 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := checkConfigFile(path, cfg); err != nil {
+		return Config{}, err
+	}
 	cfg.Path = path
 	if k := os.Getenv(APIKeyEnv); k != "" {
 		if _, _, err := action.ParseAPIKey(k); err != nil {
@@ -145,6 +150,46 @@ func LoadConfig(path string) (Config, error) {
 	cfg.Signer.KeyFile = resolvePath(dir, cfg.Signer.KeyFile)
 	cfg.Signer.GPGHome = resolvePath(dir, cfg.Signer.GPGHome)
 	return cfg, nil
+}
+
+// checkConfigFile refuses a configuration file that other users may write
+// (they could point mig at another server), or read when it holds a secret
+// (an API key, a key's passphrase).
+func checkConfigFile(path string, cfg Config) error {
+	var secrets []string
+	if cfg.APIKey != "" {
+		secrets = append(secrets, "apikey")
+	}
+	if cfg.Signer.Passphrase != "" {
+		secrets = append(secrets, "signer.passphrase")
+	}
+	r := secfile.Rule{What: "client configuration", Kind: secfile.Public}
+	if len(secrets) > 0 {
+		r = secfile.Rule{What: "client configuration (it holds " + strings.Join(secrets, ", ") + ")", Kind: secfile.Secret,
+			Otherwise: "change those secrets (revoke the API key: mig apikey revoke)"}
+	}
+	if err := secfile.Check(path, r); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// UserDirName is the directory in the user's home where mig keeps its
+// state: the audit heads it verified, the agent keys it pinned.
+const UserDirName = ".mig"
+
+// UserDir returns ~/.mig, made 0700 if it is missing. It refuses one that
+// another user owns, and makes one that group or others could reach 0700,
+// returning the mode it had then (0 otherwise) for the caller to warn about.
+// Everything mig writes in it is 0600.
+func UserDir() (dir string, was fs.FileMode, err error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", 0, fmt.Errorf("no home directory for ~/%s: %w", UserDirName, err)
+	}
+	dir = filepath.Join(home, UserDirName)
+	was, err = secfile.PrivateDir(dir)
+	return dir, was, err
 }
 
 // ParseConfig decodes and validates a configuration, refusing unknown keys

@@ -375,6 +375,11 @@ type member struct {
 func (f *Fleet) newMember(i int) (*member, error) {
 	dir := filepath.Join(f.cfg.Dir, fmt.Sprintf("a%05d", i))
 	root := filepath.Join(dir, "root")
+	// The agent's directory is private like its state; only the fixture
+	// tree under root/ is 0755 and 0644, as the files it imitates are.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("fleet agent dir: %w", err)
+	}
 	if err := WriteFixtures(root, f.cfg.Prefix, i); err != nil {
 		return nil, err
 	}

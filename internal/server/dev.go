@@ -21,6 +21,7 @@ import (
 	"github.com/migplatform/mig/internal/audit"
 	"github.com/migplatform/mig/internal/fleet"
 	"github.com/migplatform/mig/internal/relay/dialer"
+	"github.com/migplatform/mig/internal/secfile"
 	"github.com/migplatform/mig/internal/sign"
 	"github.com/migplatform/mig/internal/store"
 )
@@ -61,8 +62,13 @@ func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Wr
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if was, err := secfile.PrivateDir(dir); err != nil {
 		return fmt.Errorf("dev dir: %w", err)
+	} else if was != 0 {
+		logger.Warn("the dev directory was open to other users; made it 0700", "dir", dir, "mode", fmt.Sprintf("%04o", was))
+	}
+	if err := checkDevFiles(dir); err != nil {
+		return err
 	}
 	caFile, certFile, keyFile, err := EnsureDevTLS(dir)
 	if err != nil {
@@ -99,8 +105,10 @@ func RunDev(ctx context.Context, opts DevOptions, logger *slog.Logger, out io.Wr
 
 	aclJSON, _ := json.Marshal(map[string]any{"default": map[string]any{"minimumweight": 1,
 		"investigators": map[string]any{"Dev Investigator": map[string]any{"fingerprint": fp, "weight": 1}}}})
-	// Written for mig-fleet and other agents that join the dev platform.
-	if err := atomicfile.Write(filepath.Join(dir, "acl.json"), aclJSON, 0o644); err != nil {
+	// Written for mig-fleet and other agents that join the dev platform;
+	// 0600 like everything here but certificates and the public key: no
+	// other user needs it.
+	if err := atomicfile.Write(filepath.Join(dir, "acl.json"), aclJSON, 0o600); err != nil {
 		return err
 	}
 	if opts.Agents > 0 {
@@ -208,6 +216,20 @@ func printDevBanner(out io.Writer, opts DevOptions, srv *Server, dir, fp, devCli
 		fmt.Fprintf(out, "  fleet:        %d simulated agents (in-process modules, fixture file trees) in %s\n", opts.Agents, filepath.Join(dir, "fleet"))
 	}
 	fmt.Fprintf(out, "\nFrom another terminal, try:\n  mig agents\n  mig file -path /etc -name '^passwd$'\n  mig file -t local -path /etc -name '^hosts$'\n")
+}
+
+// checkDevFiles checks the files -dev reads from its directory, before it
+// reads them (Start checks the TLS files and the database).
+func checkDevFiles(dir string) error {
+	own := func(name, what string, kind secfile.Kind, otherwise string) error {
+		return secfile.Check(filepath.Join(dir, name), secfile.Rule{What: what, Kind: kind, Own: true, Otherwise: otherwise})
+	}
+	return errors.Join(
+		own("enrollment-token", "dev enrollment token", secfile.Secret, "remove it (-dev makes a new one)"),
+		own("investigator.asc", "dev investigator key", secfile.Secret,
+			"remove it and investigator.pub.asc (-dev makes a new investigator)"),
+		own("investigator.pub.asc", "dev investigator public key", secfile.Public, ""),
+	)
 }
 
 // ensureDevInvestigator makes, once, the development investigator's key.

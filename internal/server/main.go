@@ -102,6 +102,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mig-server: %v\n", err)
 		return 2
 	}
+	if err := checkConfigFile(*confPath, cfg.secretSettings()); err != nil {
+		fmt.Fprintf(stderr, "mig-server: %v\n", err)
+		return 1
+	}
 	ApplyEnv(&cfg, os.Getenv)
 	if *apiAddr != "" {
 		cfg.API.Listen = *apiAddr
@@ -145,6 +149,9 @@ func addInvestigator(ctx context.Context, cfg Config, name, pubFile string, logg
 	}
 	pub, err := os.ReadFile(pubFile)
 	if err != nil {
+		return err
+	}
+	if err := checkStoreFiles(cfg.Store); err != nil {
 		return err
 	}
 	st, err := openStore(ctx, cfg, logger)

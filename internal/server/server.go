@@ -58,6 +58,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkFiles(cfg); err != nil {
+		return nil, err
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -319,7 +322,7 @@ func (s *Server) connectExternalRelay(ctx context.Context, cfg Config, st creden
 
 // calloutConfig loads the auth callout's keys named by the configuration.
 func (s *Server) calloutConfig(cfg Config, st credentialStore) (natsrelay.CalloutConfig, error) {
-	issuer, err := loadSeed("relay.calloutissuer", cfg.Relay.CalloutIssuer, natsrelay.ParseCalloutIssuer, s.log)
+	issuer, err := loadSeed("relay.calloutissuer", cfg.Relay.CalloutIssuer, natsrelay.ParseCalloutIssuer)
 	if err != nil {
 		return natsrelay.CalloutConfig{}, err
 	}
@@ -331,7 +334,7 @@ func (s *Server) calloutConfig(cfg Config, st credentialStore) (natsrelay.Callou
 		Logger:       s.log,
 	}
 	if cfg.Relay.CalloutXKey != "" {
-		if cc.XKey, err = loadSeed("relay.calloutxkey", cfg.Relay.CalloutXKey, natsrelay.ParseCalloutXKey, s.log); err != nil {
+		if cc.XKey, err = loadSeed("relay.calloutxkey", cfg.Relay.CalloutXKey, natsrelay.ParseCalloutXKey); err != nil {
 			return natsrelay.CalloutConfig{}, err
 		}
 	} else {
@@ -340,16 +343,9 @@ func (s *Server) calloutConfig(cfg Config, st credentialStore) (natsrelay.Callou
 	return cc, nil
 }
 
-// loadSeed reads an nkey seed file and parses it; errors name the setting
-// and the file, never the seed. A file others may read is logged.
-func loadSeed(setting, path string, parse func([]byte) (nkeys.KeyPair, error), log *slog.Logger) (nkeys.KeyPair, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", setting, err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("a key file is readable by other users than its owner", "setting", setting, "file", path, "mode", fi.Mode().Perm().String())
-	}
+// loadSeed reads an nkey seed file (checked at start, see files.go) and
+// parses it; errors name the setting and the file, never the seed.
+func loadSeed(setting, path string, parse func([]byte) (nkeys.KeyPair, error)) (nkeys.KeyPair, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", setting, err)
