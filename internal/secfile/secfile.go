@@ -66,10 +66,22 @@ type Rule struct {
 }
 
 // Check checks the file at path against r before it is read. A missing
-// file passes: reading it reports that.
+// file passes, when its directory does (the program may be about to create
+// it there): reading it reports that it is missing.
 func Check(path string, r Rule) error {
 	if !Enabled {
 		return nil
+	}
+	if !r.Own {
+		dirs := []string{filepath.Dir(path)}
+		if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(real) != dirs[0] {
+			dirs = append(dirs, filepath.Dir(real))
+		}
+		for _, dir := range dirs {
+			if err := checkDir(dir, r.What, path); err != nil {
+				return err
+			}
+		}
 	}
 	stat := os.Stat
 	if r.Own {
@@ -102,18 +114,6 @@ func Check(path string, r Rule) error {
 		return fmt.Errorf("%w: %s %s is mode %04o: other users may have changed it; check it, then chmod go-w %s",
 			ErrUnsafe, r.What, path, m, path)
 	}
-	if r.Own {
-		return nil
-	}
-	dirs := []string{filepath.Dir(path)}
-	if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(real) != dirs[0] {
-		dirs = append(dirs, filepath.Dir(real))
-	}
-	for _, dir := range dirs {
-		if err := checkDir(dir, r.What, path); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -121,6 +121,9 @@ func Check(path string, r Rule) error {
 // root owns, or that group or others may write to without the sticky bit.
 func checkDir(dir, what, path string) error {
 	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // reading the file reports it
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", what, path, err)
 	}

@@ -90,6 +90,15 @@ func TestCheckMissingAndNotRegular(t *testing.T) {
 	if err := Check(filepath.Join(dir, "missing"), Rule{What: "k", Kind: Secret}); err != nil {
 		t.Errorf("missing file: %v, want none (reading it reports it)", err)
 	}
+	open := filepath.Join(dir, "open")
+	must(t, os.Mkdir(open, 0o700))
+	must(t, os.Chmod(open, 0o777))
+	if err := Check(filepath.Join(open, "missing"), Rule{What: "k", Kind: Secret}); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("missing file in a world-writable directory: %v, want a refusal (it is about to be made there)", err)
+	}
+	if err := Check(filepath.Join(dir, "nodir", "missing"), Rule{What: "k", Kind: Secret}); err != nil {
+		t.Errorf("missing directory: %v, want none (reading it reports it)", err)
+	}
 	if err := Check(dir, Rule{What: "k", Kind: Secret}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("a directory: %v, want a refusal", err)
 	}
