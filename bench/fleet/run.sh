@@ -99,12 +99,14 @@ if [ "$STORE" = sqlite ] && [ "$RELAY" = embedded ]; then
 else
 	kill "$DEV"; wait "$DEV" 2>/dev/null || true
 	config 0 >"$WORK/server0.json"
+	chmod 600 "$WORK/server0.json" # it holds the enrollment token: mig-server refuses it readable by others
 	"$BIN/mig-server" -c "$WORK/server0.json" -add-investigator "Dev Investigator" -pubkey "$D/investigator.pub.asc" >/dev/null
 	"$BIN/mig-server" -c "$WORK/server0.json" >"$WORK/server0.log" 2>&1 &
 	SP=$!
 	PIDS+=("$SP")
 	if [ "$RELAY" = cluster ]; then
 		config 1 >"$WORK/server1.json"
+		chmod 600 "$WORK/server1.json"
 		"$BIN/mig-server" -c "$WORK/server1.json" >"$WORK/server1.log" 2>&1 &
 		PIDS+=("$!")
 	fi
