@@ -226,6 +226,30 @@ func (r *runner) Run(ctx context.Context, _ module.Env) action.Result {
 	return res
 }
 
+// MaxPolicyFile bounds how much of the file of "mig scribe -path" is read:
+// the policy goes into the parameters, which hold at most
+// action.MaxParametersSize bytes once it is compacted; eight times that
+// leaves room for indentation, and "-path /dev/zero" ends with an error.
+const MaxPolicyFile = 8 * action.MaxParametersSize
+
+// readPolicy reads the policy file of -path, at most MaxPolicyFile bytes.
+func readPolicy(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the policy: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxPolicyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the policy: %w", err)
+	}
+	if len(data) > MaxPolicyFile {
+		return nil, fmt.Errorf("%w: the policy %s is over %d bytes, and the parameters hold at most %d: split it",
+			ErrInvalidParameters, path, MaxPolicyFile, action.MaxParametersSize)
+	}
+	return data, nil
+}
+
 // SetFlags registers MIG's flags of "mig scribe": -path (the policy file,
 // read now and embedded in the parameters), -onlytrue, -human and -json.
 // The returned function parses the policy as ParseParameters does (see
@@ -243,9 +267,9 @@ func (m scribeModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 		if path == "" {
 			return nil, nil, fmt.Errorf("%w: -path is required: the policy file", ErrInvalidParameters)
 		}
-		data, err := os.ReadFile(path)
+		data, err := readPolicy(path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading the policy: %w", err)
+			return nil, nil, err
 		}
 		if human && jsOn {
 			return nil, nil, fmt.Errorf("%w: -human and -json are both set; pick one", ErrInvalidParameters)

@@ -47,6 +47,12 @@ func TestFlags(t *testing.T) {
 		t.Fatal("scribe module is not registered")
 	}
 	seed := writePolicy(t, seedPolicy)
+	// A file over MaxPolicyFile (sparse: zeros that take no room) is
+	// refused before it is read whole, as "-path /dev/zero" is.
+	huge := writePolicy(t, "")
+	if err := os.Truncate(huge, MaxPolicyFile+1); err != nil {
+		t.Fatal(err)
+	}
 	cycle := writePolicy(t, `{"objects":[{"object":"o","raw":{"identifiers":[{"identifier":"a","value":"1"}]}}],
 	  "tests":[{"test":"a","object":"o","noop":{},"if":["b"]},{"test":"b","object":"o","noop":{},"if":["a"]}]}`)
 	unknownObj := writePolicy(t, `{"objects":[{"object":"reg","registry":{}}],"tests":[{"test":"t","object":"reg","noop":{}}]}`)
@@ -64,6 +70,7 @@ func TestFlags(t *testing.T) {
 		{name: "json", args: []string{"-path", seed, "-json"}, want: `{"json":true}`},
 		{name: "no path", args: []string{}, wantErr: []string{"-path is required"}},
 		{name: "missing file", args: []string{"-path", "/does/not/exist.json"}, wantErr: []string{"/does/not/exist.json"}},
+		{name: "huge file", args: []string{"-path", huge}, wantErr: []string{huge, "split it"}},
 		{name: "human and json", args: []string{"-path", seed, "-human", "-json"}, wantErr: []string{"both"}},
 		{name: "if cycle", args: []string{"-path", cycle}, wantErr: []string{"cycle", `test "`}},
 		{name: "unknown object type", args: []string{"-path", unknownObj}, wantErr: []string{`object "reg"`, `"registry"`}},
