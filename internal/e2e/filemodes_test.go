@@ -124,7 +124,7 @@ func TestDevFileModes(t *testing.T) {
 
 	seen := checkModes(t, home)
 	dev := filepath.Join(".mig", "dev")
-	want := []string{".migrc", ".mig", filepath.Join(".mig", "audit-heads.json")}
+	want := []string{".migrc", ".mig", filepath.Join(".mig", "audit-heads.json"), filepath.Join(".mig", "agentkeys")}
 	for _, f := range []string{"ca.pem", "server.pem", "server.key", "investigator.asc", "investigator.pub.asc",
 		"enrollment-token", "client.json", "acl.json", "mig.db", "mig.db-wal", "mig.db-shm",
 		"agent", "agent/agent.key", "agent/relay.json", "agent/journal.json", "agent/inbox", "agent/outbox",
