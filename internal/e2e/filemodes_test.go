@@ -187,6 +187,7 @@ func TestServerRefusesOpenFiles(t *testing.T) {
 		{"investigator.asc", "dev investigator key", 0o640},
 		{"ca.pem", "relay.ca", 0o666},
 	} {
+		atk := attack(t, "file-modes", "mig-server -dev with "+f.name+" mode "+fmtMode(f.mode))
 		path := filepath.Join(dir, f.name)
 		fi, err := os.Stat(path)
 		must(t, err)
@@ -198,6 +199,7 @@ func TestServerRefusesOpenFiles(t *testing.T) {
 			}
 		}
 		must(t, os.Chmod(path, fi.Mode().Perm()))
+		atk.refused()
 	}
 	// An open dev directory is closed, with a warning, and the server runs.
 	must(t, os.Chmod(dir, 0o755))
@@ -228,16 +230,20 @@ func TestServerRefusesOpenFiles(t *testing.T) {
 	confFile := filepath.Join(prod, "server.json")
 	must(t, os.WriteFile(confFile, conf, 0o600))
 	must(t, os.Chmod(confFile, 0o644))
+	atk := attack(t, "file-modes", "mig-server -c with its configuration (enrollment tokens) mode 0644")
 	out := refused("-c", confFile)
 	if w := "configuration (it holds enrollmenttokens) " + confFile + " is mode 0644"; !strings.Contains(out, w) || !strings.Contains(out, "chmod 600 "+confFile) {
 		t.Errorf("configuration 0644: %q, want it to say %q and the fix", out, w)
 	}
+	atk.refused()
 	must(t, os.Chmod(confFile, 0o600))
 	must(t, os.Chmod(dbDir, 0o777))
+	atk = attack(t, "file-modes", "mig-server -c with its database in a directory mode 0777")
 	out = refused("-c", confFile)
 	if w := "is in " + dbDir + ", which is mode 0777"; !strings.Contains(out, w) || !strings.Contains(out, "chmod go-w "+dbDir) {
 		t.Errorf("database directory 0777: %q, want it to say %q and the fix", out, w)
 	}
+	atk.refused()
 	must(t, os.Chmod(dbDir, 0o700))
 	startOK("-c", confFile)
 	fi, err := os.Stat(filepath.Join(dbDir, "mig.db"))
