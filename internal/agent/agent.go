@@ -239,6 +239,9 @@ func NewWithOptions(cfg Config, logger *slog.Logger, dial relay.Dialer, opts Opt
 		}
 	}
 	if cfg.CA != "" {
+		if err := checkTrustFile(cfg.CA, "ca"); err != nil {
+			return nil, err
+		}
 		if a.caPEM, err = readFileLimited(cfg.CA, MaxConfigSize); err != nil {
 			return nil, fmt.Errorf("%w: ca: %v", ErrConfig, err)
 		}

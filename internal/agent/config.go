@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/secfile"
 )
 
 // Compiled-in configuration, set with the linker's -X flag as standard base64
@@ -136,6 +137,9 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	c := DefaultConfig()
 	switch {
 	case path != "":
+		if err := checkTrustFile(path, "agent configuration"); err != nil {
+			return Config{}, err
+		}
 		data, err := readFileLimited(path, MaxConfigSize)
 		if err != nil {
 			return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -503,6 +507,9 @@ func (c Config) aclBytes() ([]byte, string, error) {
 func configBlob(path, inline, builtin, what string) ([]byte, string, error) {
 	switch {
 	case path != "":
+		if err := checkTrustFile(path, what); err != nil {
+			return nil, path, err
+		}
 		b, err := readFileLimited(path, MaxConfigSize)
 		if err != nil {
 			return nil, path, fmt.Errorf("%w: %s: %v", ErrConfig, what, err)
@@ -517,6 +524,19 @@ func configBlob(path, inline, builtin, what string) ([]byte, string, error) {
 		}
 		return b, "compiled-in " + what, nil
 	}
+}
+
+// checkTrustFile refuses a configuration, keyring or ACL file that users
+// other than the agent's (and root) may change, or that sits in a directory
+// they may write to (secfile): these files say whose signatures the agent
+// obeys, so whoever could edit one could command the agent. Others may read
+// them; the configuration's enrollment token is better kept 0600, but it
+// only lets its holder enroll an agent of its own, so that is not refused.
+func checkTrustFile(path, what string) error {
+	if err := secfile.Check(path, secfile.Rule{What: what, Kind: secfile.Public}); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return nil
 }
 
 // readFileLimited reads a whole file, refusing one larger than limit bytes.

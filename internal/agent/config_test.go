@@ -227,3 +227,40 @@ func FuzzConfigJSON(f *testing.F) {
 		_ = c.Validate()
 	})
 }
+
+// TestTrustFilesOthersMayWrite: the configuration, keyring, ACL and CA
+// files say whose signatures the agent obeys; one that other users may
+// change is refused, naming it; one they may only read is accepted.
+func TestTrustFilesOthersMayWrite(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeFile(t, dir, "agent.json", `{"name":"a"}`)
+	if err := os.Chmod(cfgPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(cfgPath, func(string) string { return "" }); err != nil {
+		t.Fatalf("a 0644 configuration: %v", err)
+	}
+	if err := os.Chmod(cfgPath, 0o646); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadConfig(cfgPath, func(string) string { return "" })
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), cfgPath) || !strings.Contains(err.Error(), "0646") {
+		t.Errorf("a world-writable configuration: %v; want ErrConfig naming the file and its mode", err)
+	}
+	for _, what := range []string{"keyring", "acl"} {
+		p := writeFile(t, dir, what, "x")
+		if err := os.Chmod(p, 0o664); err != nil {
+			t.Fatal(err)
+		}
+		c := Config{Keyring: p, ACL: p}
+		var err error
+		if what == "keyring" {
+			_, _, err = c.keyringBytes()
+		} else {
+			_, _, err = c.aclBytes()
+		}
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), p) {
+			t.Errorf("a group-writable %s: %v; want ErrConfig naming it", what, err)
+		}
+	}
+}

@@ -34,9 +34,12 @@ import (
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/atomicfile"
+
+	"github.com/migplatform/mig/internal/secfile"
 )
 
-// PathEnv names the environment variable that overrides DefaultPath.
+// PathEnv names the environment variable that names the pin file instead
+// of ~/.mig/agentkeys (FileName).
 const PathEnv = "MIG_AGENTKEYS"
 
 // MaxFileSize bounds a pin file.
@@ -63,20 +66,17 @@ type Set struct {
 	pins map[string]ed25519.PublicKey
 }
 
-// DefaultPath returns $MIG_AGENTKEYS, or ~/.mig/agentkeys.
-func DefaultPath() (string, error) {
-	if p := os.Getenv(PathEnv); p != "" {
-		return p, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("agent keys: %w (set $%s)", err, PathEnv)
-	}
-	return filepath.Join(home, ".mig", "agentkeys"), nil
-}
+// FileName is the pin file's name in the investigator's ~/.mig.
+const FileName = "agentkeys"
 
-// Load reads the pin file at path; a missing file is an empty set.
+// Load reads the pin file at path; a missing file is an empty set. A file,
+// or its directory, that other users may write is refused (secfile): pins
+// are public keys, but whoever can change them can make a forged result
+// verify.
 func Load(path string) (*Set, error) {
+	if err := secfile.Check(path, secfile.Rule{What: "agent key pins", Kind: secfile.Public}); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return &Set{}, nil

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/migplatform/mig/internal/action"
+	"github.com/migplatform/mig/internal/secfile"
 )
 
 func newKey(t testing.TB) ed25519.PublicKey {
@@ -70,6 +71,20 @@ func TestSetRoundTrip(t *testing.T) {
 	}
 	if s, err := Load(filepath.Join(t.TempDir(), "missing")); err != nil || s.Len() != 0 {
 		t.Errorf("Load of a missing file = %v, %v; want an empty set", s, err)
+	}
+	// Readable by others is fine (public keys); writable by others is not:
+	// whoever can change a pin can make a forged result verify.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Errorf("Load of a 0644 pin file: %v", err)
+	}
+	if err := os.Chmod(path, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); !errors.Is(err, secfile.ErrUnsafe) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Load of a group-writable pin file = %v; want secfile.ErrUnsafe naming it", err)
 	}
 }
 

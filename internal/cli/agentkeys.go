@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/migplatform/mig/internal/action"
 	"github.com/migplatform/mig/internal/agentkeys"
+	"github.com/migplatform/mig/internal/client"
 )
 
 // Verdicts of a result's signature, as -render json names them in
@@ -45,11 +47,11 @@ type resultVerifier struct {
 }
 
 // newResultVerifier loads the pins: from pinFile when set (read only),
-// otherwise from agentkeys.DefaultPath, to which first uses are added.
+// otherwise from pinPath, to which first uses are added.
 func newResultVerifier(errw io.Writer, pinFile string, a *action.Action) (*resultVerifier, error) {
 	v := &resultVerifier{errw: errw, path: pinFile, actionID: a.ID, counts: map[string]int{}}
 	if pinFile == "" {
-		p, err := agentkeys.DefaultPath()
+		p, err := pinPath(errw)
 		if err != nil {
 			return nil, err
 		}
@@ -188,9 +190,26 @@ var agentkeysVerbs = []*command{
 		positional: true, run: (*runner).agentkeysForget},
 }
 
+// pinPath returns the pin file's path: $MIG_AGENTKEYS, or agentkeys in
+// ~/.mig, which is made private first (client.UserDir; the warning goes to
+// errw when it had to be).
+func pinPath(errw io.Writer) (string, error) {
+	if p := os.Getenv(agentkeys.PathEnv); p != "" {
+		return p, nil
+	}
+	dir, was, err := client.UserDir()
+	if err != nil {
+		return "", fmt.Errorf("agent keys: %w (or set $%s)", err, agentkeys.PathEnv)
+	}
+	if was != 0 {
+		fmt.Fprintf(errw, "mig: warning: %s was mode %04o, open to other users; made it 0700\n", dir, was)
+	}
+	return filepath.Join(dir, agentkeys.FileName), nil
+}
+
 // loadPins returns the pin file's path and pins.
-func loadPins() (string, *agentkeys.Set, error) {
-	path, err := agentkeys.DefaultPath()
+func (r *runner) loadPins() (string, *agentkeys.Set, error) {
+	path, err := pinPath(r.stderr)
 	if err != nil {
 		return "", nil, err
 	}
@@ -201,7 +220,7 @@ func loadPins() (string, *agentkeys.Set, error) {
 func agentkeysExportFlags(fs *flag.FlagSet) runFunc {
 	out := fs.String("o", "", "write to `file` instead of stdout")
 	return func(r *runner, _ *globals, _ []string) error {
-		_, pins, err := loadPins()
+		_, pins, err := r.loadPins()
 		if err != nil {
 			return err
 		}
@@ -230,7 +249,7 @@ func agentkeysImportFlags(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		path, pins, err := loadPins()
+		path, pins, err := r.loadPins()
 		if err != nil {
 			return err
 		}
@@ -274,7 +293,7 @@ func (r *runner) agentkeysForget(_ *globals, pos []string) error {
 	if len(pos) == 0 {
 		return usagef("mig agentkeys forget: give the names of the agents")
 	}
-	path, pins, err := loadPins()
+	path, pins, err := r.loadPins()
 	if err != nil {
 		return err
 	}
