@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -45,29 +46,32 @@ type commandPeek struct {
 	} `json:"command"`
 }
 
-// handle checks, runs and answers one command. The command stays in the
-// inbox until its result is in the outbox, so a crash at any point resumes
-// it on the next start.
+// handle checks, runs and answers one command, in named steps:
+//
+//  1. decode: a command that does not decode is answered CodeBadEncoding
+//     when it names this agent and a command ID (handleUndecodable), else
+//     dropped;
+//  2. claim in memory: a command already being handled by another worker
+//     is left to it;
+//  3. settle what needs no run (settled): a command already answered is
+//     answered again from the outbox, one for another agent is refused,
+//     one whose action already ran here as this command is answered as
+//     interrupted (on resume) or dropped;
+//  4. check (check): the whole trust model, before anything runs;
+//  5. claim in the journal (claimJournal): from here on the action counts
+//     as run, so it can never run twice;
+//  6. run (run) every operation;
+//  7. enforce privacy (limitResults) on what the modules returned;
+//  8. finish (finish): fit the result to the relay limit, then sign what
+//     is left, keep it in the outbox, take the command out of the inbox
+//     and publish.
+//
+// The command stays in the inbox until its result is in the outbox, so a
+// crash at any point resumes it on the next start.
 func (a *Agent) handle(ctx context.Context, j job) {
 	m, err := action.DecodeCommand(j.item.data)
 	if err != nil {
-		var p commandPeek
-		_ = json.Unmarshal(j.item.data, &p)
-		if p.Command.ID == 0 || p.Command.AgentID != a.id {
-			a.log.Warn("dropping a command that does not decode", "err", err)
-			a.inboxDone(j.item)
-			return
-		}
-		if !a.claimInflight(p.Command.ID) {
-			a.inboxDone(j.item)
-			return
-		}
-		defer a.releaseInflight(p.Command.ID)
-		if a.outbox.has(p.Command.ID) {
-			a.resend(ctx, j.item, p.Command.ID)
-			return
-		}
-		a.refuse(ctx, j.item, p.Command.ID, p.Command.Action.ID, "", refusal{action.CodeBadEncoding, err})
+		a.handleUndecodable(ctx, j.item, err)
 		return
 	}
 	cmd := &m.Command
@@ -79,33 +83,7 @@ func (a *Agent) handle(ctx context.Context, j job) {
 		return
 	}
 	defer a.releaseInflight(cmd.ID)
-	if a.outbox.has(cmd.ID) {
-		log.Debug("command already answered; sending its result again")
-		a.resend(ctx, j.item, cmd.ID)
-		return
-	}
-	if cmd.AgentID != a.id {
-		a.refuse(ctx, j.item, cmd.ID, act.ID, "", refusal{action.CodeBadEncoding,
-			fmt.Errorf("command %d is for agent %q, not this agent %q", cmd.ID, cmd.AgentID, a.id)})
-		return
-	}
-	if e, ok := a.journal.lookup(act.ID); ok && e.Command == cmd.ID {
-		if j.resumed {
-			log.Warn("answering a command that was running when the agent stopped")
-			now := time.Now()
-			// It ran, so it checked: its encoding is that of the action it ran.
-			hash := ""
-			if checked, err := act.Check(); err == nil {
-				hash = action.ActionHash(checked.Encoding())
-			}
-			a.finish(ctx, j.item, &action.ResultMessage{
-				CommandID: cmd.ID, ActionID: act.ID, Status: action.CmdFailed,
-				Code: action.CodeModuleFailed, Error: restartedError, Started: now, Finished: now,
-			}, hash)
-			return
-		}
-		log.Debug("ignoring a command that already ran and was acknowledged")
-		a.inboxDone(j.item)
+	if a.settled(ctx, j, cmd, log) {
 		return
 	}
 	now := time.Now()
@@ -120,23 +98,7 @@ func (a *Agent) handle(ctx context.Context, j job) {
 		// the checks built while they run.
 		runners = nil
 	}
-	e, claimed, err := a.journal.claim(journalEntry{Action: act.ID, Command: cmd.ID, ExpireAfter: act.ExpireAfter}, now)
-	switch {
-	case errors.Is(err, ErrJournalFull):
-		a.refuse(ctx, j.item, cmd.ID, act.ID, hash, refusal{action.CodeReplay,
-			fmt.Errorf("cannot record action %d: %w; refusing it until older actions expire", act.ID, err)})
-		return
-	case err != nil:
-		// Without the journal on disk the action must not run; the command
-		// stays in the inbox for the next start.
-		log.Error("cannot record the action in the journal", "err", err)
-		return
-	case !claimed && e.Command == cmd.ID:
-		a.inboxDone(j.item)
-		return
-	case !claimed:
-		a.refuse(ctx, j.item, cmd.ID, act.ID, hash, refusal{action.CodeReplay,
-			fmt.Errorf("action %d already ran here as command %d", act.ID, e.Command)})
+	if !a.claimJournal(ctx, j.item, cmd, hash, now, log) {
 		return
 	}
 	log.Info("running a command", "modules", act.Modules(), "name", act.Name)
@@ -149,6 +111,105 @@ func (a *Agent) handle(ctx context.Context, j job) {
 	a.limitResults(cmd, res)
 	log.Info("command finished", "status", res.Status, "code", res.Code)
 	a.finish(ctx, j.item, res, hash)
+}
+
+// handleUndecodable answers a command message that does not decode. It
+// guarantees that such a message never runs anything: if what can be read
+// of it names a command for this agent, that command is answered
+// CodeBadEncoding with the decoding error (once: an answer already in the
+// outbox is sent again); otherwise it is dropped from the inbox.
+func (a *Agent) handleUndecodable(ctx context.Context, it inboxItem, err error) {
+	var p commandPeek
+	_ = json.Unmarshal(it.data, &p)
+	if p.Command.ID == 0 || p.Command.AgentID != a.id {
+		a.log.Warn("dropping a command that does not decode", "err", err)
+		a.inboxDone(it)
+		return
+	}
+	if !a.claimInflight(p.Command.ID) {
+		a.inboxDone(it)
+		return
+	}
+	defer a.releaseInflight(p.Command.ID)
+	if a.outbox.has(p.Command.ID) {
+		a.resend(ctx, it, p.Command.ID)
+		return
+	}
+	a.refuse(ctx, it, p.Command.ID, p.Command.Action.ID, "", refusal{action.CodeBadEncoding, err})
+}
+
+// settled handles a decoded command that must not be checked and run, and
+// reports whether it did. It guarantees that a command is answered at most
+// once and its action runs at most once: a command whose result is in the
+// outbox gets that result again; a command for another agent is refused
+// CodeBadEncoding; a command whose action the journal records as run by
+// this same command is answered as interrupted if it was found in the
+// inbox at start (it was running when the agent stopped), and dropped
+// otherwise (it ran and its result was acknowledged).
+func (a *Agent) settled(ctx context.Context, j job, cmd *action.Command, log *slog.Logger) bool {
+	act := &cmd.Action
+	if a.outbox.has(cmd.ID) {
+		log.Debug("command already answered; sending its result again")
+		a.resend(ctx, j.item, cmd.ID)
+		return true
+	}
+	if cmd.AgentID != a.id {
+		a.refuse(ctx, j.item, cmd.ID, act.ID, "", refusal{action.CodeBadEncoding,
+			fmt.Errorf("command %d is for agent %q, not this agent %q", cmd.ID, cmd.AgentID, a.id)})
+		return true
+	}
+	e, ok := a.journal.lookup(act.ID)
+	if !ok || e.Command != cmd.ID {
+		return false
+	}
+	if !j.resumed {
+		log.Debug("ignoring a command that already ran and was acknowledged")
+		a.inboxDone(j.item)
+		return true
+	}
+	log.Warn("answering a command that was running when the agent stopped")
+	now := time.Now()
+	// It ran, so it checked: its encoding is that of the action it ran.
+	hash := ""
+	if checked, err := act.Check(); err == nil {
+		hash = action.ActionHash(checked.Encoding())
+	}
+	a.finish(ctx, j.item, &action.ResultMessage{
+		CommandID: cmd.ID, ActionID: act.ID, Status: action.CmdFailed,
+		Code: action.CodeModuleFailed, Error: restartedError, Started: now, Finished: now,
+	}, hash)
+	return true
+}
+
+// claimJournal records a checked command's action in the replay journal
+// before it runs, and reports whether it may run. It guarantees that an
+// action runs at most once on this agent, even across a crash: a full
+// journal or an action already run by another command is refused
+// CodeReplay; the same command already recorded (claimed by a concurrent
+// duplicate) is dropped; a journal that cannot be written keeps the
+// command in the inbox, unrun, for the next start.
+func (a *Agent) claimJournal(ctx context.Context, it inboxItem, cmd *action.Command, hash string, now time.Time, log *slog.Logger) bool {
+	act := &cmd.Action
+	e, claimed, err := a.journal.claim(journalEntry{Action: act.ID, Command: cmd.ID, ExpireAfter: act.ExpireAfter}, now)
+	switch {
+	case errors.Is(err, ErrJournalFull):
+		a.refuse(ctx, it, cmd.ID, act.ID, hash, refusal{action.CodeReplay,
+			fmt.Errorf("cannot record action %d: %w; refusing it until older actions expire", act.ID, err)})
+		return false
+	case err != nil:
+		// Without the journal on disk the action must not run; the command
+		// stays in the inbox for the next start.
+		log.Error("cannot record the action in the journal", "err", err)
+		return false
+	case !claimed && e.Command == cmd.ID:
+		a.inboxDone(it)
+		return false
+	case !claimed:
+		a.refuse(ctx, it, cmd.ID, act.ID, hash, refusal{action.CodeReplay,
+			fmt.Errorf("action %d already ran here as command %d", act.ID, e.Command)})
+		return false
+	}
+	return true
 }
 
 // check runs every check of the trust model, in order: encoding,
@@ -286,7 +347,8 @@ func (a *Agent) refuse(ctx context.Context, it inboxItem, cmdID, actionID uint64
 	}, actionHash)
 }
 
-// finish signs a result, writes it to the outbox, removes its command from
+// finish seals a result (sealResult: fits it to the relay limit, then signs
+// exactly what is left), writes it to the outbox, removes its command from
 // the inbox and publishes the result. If the outbox cannot be written, the
 // command stays in the inbox for the next start. actionHash is the hash of
 // the action encoding the agent checked, "" if there is none.
