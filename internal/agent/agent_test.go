@@ -355,3 +355,86 @@ func TestAgentReenrollsWhenRelayRefuses(t *testing.T) {
 		t.Errorf("after re-enrolling: result command %d status %q, want %d success", r.CommandID, r.Status, id)
 	}
 }
+
+// TestAgentOversizedResult runs module results over the relay limit
+// through the real agent and its module children: what does not fit is
+// cut as docs/MODULES.md says (module.FitResult and module.FitMessage),
+// the command succeeds, each cut result says so first in its errors, and
+// the signed result verifies.
+func TestAgentOversizedResult(t *testing.T) {
+	p := newPlatform(t)
+	a := p.newAgent(t, agentOpts{moduleTimeout: "60s"})
+	big := func(n int) action.Operation {
+		return action.Operation{Module: "testmodule", Parameters: json.RawMessage(fmt.Sprintf(`{"mode":"big","count":%d}`, n))}
+	}
+	// Elements of 4 KiB: 3000 are 12 MiB, over the 8 MiB relay limit on
+	// their own (the module child cuts them); 1200 are 4.8 MiB, under it,
+	// but two of them in one command are over it (the agent cuts them).
+	tests := []struct {
+		name string
+		ops  []action.Operation
+		// wantKept is how many elements each operation keeps; -1 for the
+		// marker of an untouched "ok" operation.
+		wantKept []int
+		// wantTotal is how many elements the note of a cut result says
+		// the module returned.
+		wantTotal []int
+	}{
+		{"one operation over the limit", []action.Operation{big(3000), testOp("ok", "marker", "small")}, []int{1500, -1}, []int{3000, 0}},
+		{"operations together over the limit", []action.Operation{big(1200), big(1200)}, []int{600, 1200}, []int{1200, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := newID()
+			p.send(t, a.id, id, signed(t, newAction("name LIKE '%'", tt.ops...), "alice"))
+			r := p.resultsFor(t, a.id, id)[id]
+			if r.Status != action.CmdSuccess || r.Code != "" {
+				t.Fatalf("status %q code %q error %q, want success", r.Status, r.Code, r.Error)
+			}
+			if err := action.VerifyResult(r.Fields(), r.Signature); err != nil {
+				t.Errorf("the cut result does not verify: %v", err)
+			}
+			if len(r.Results) != len(tt.ops) {
+				t.Fatalf("%d results, want %d", len(r.Results), len(tt.ops))
+			}
+			for i, res := range r.Results {
+				if !res.Success || !res.FoundAnything {
+					t.Errorf("operation %d: success %v found %v, want both", i, res.Success, res.FoundAnything)
+				}
+				var notes []string
+				for _, e := range res.Errors {
+					if strings.HasPrefix(e, action.CodeTooLarge+": ") {
+						notes = append(notes, e)
+					}
+				}
+				if tt.wantKept[i] < 0 {
+					var el struct{ Marker string }
+					if err := json.Unmarshal(res.Elements, &el); err != nil || el.Marker != "small" || len(notes) != 0 {
+						t.Errorf("operation %d: elements %.100s notes %q, want marker small, untouched", i, res.Elements, notes)
+					}
+					continue
+				}
+				var kept []string
+				if err := json.Unmarshal(res.Elements, &kept); err != nil || len(kept) != tt.wantKept[i] {
+					t.Fatalf("operation %d: %d elements kept (%v), want %d", i, len(kept), err, tt.wantKept[i])
+				}
+				if !strings.HasPrefix(kept[0], "0-") || !strings.HasPrefix(kept[len(kept)-1], fmt.Sprintf("%d-", len(kept)-1)) {
+					t.Errorf("operation %d: kept elements are not the first ones", i)
+				}
+				if !strings.HasPrefix(string(res.Statistics), `{"count":`) {
+					t.Errorf("operation %d: statistics %s, want them kept", i, res.Statistics)
+				}
+				if tt.wantTotal[i] == 0 {
+					if len(notes) != 0 {
+						t.Errorf("operation %d: notes %q, want none (nothing was cut)", i, notes)
+					}
+					continue
+				}
+				want := fmt.Sprintf("kept %d of %d elements", tt.wantKept[i], tt.wantTotal[i])
+				if len(notes) != 1 || !strings.Contains(res.Errors[0], want) {
+					t.Errorf("operation %d: errors %q, want one %s note first saying %q", i, res.Errors, action.CodeTooLarge, want)
+				}
+			}
+		})
+	}
+}

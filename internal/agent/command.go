@@ -404,8 +404,9 @@ func (a *Agent) releaseInflight(id uint64) {
 	delete(a.inflight, id)
 }
 
-// sealResult fits a result message within action.MaxMessageSize (see
-// fitResult), leaving room for its signature, then signs what is left with
+// sealResult fits a result message within action.MaxMessageSize
+// (module.FitMessage: the one size policy of results), leaving room for its
+// signature, then signs what is left with
 // the agent's identity key and encodes it: the signature covers exactly the
 // result that is sent.
 func sealResult(m *action.ResultMessage, key ed25519.PrivateKey, name, actionHash string) ([]byte, error) {
@@ -417,7 +418,7 @@ func sealResult(m *action.ResultMessage, key ed25519.PrivateKey, name, actionHas
 	// The signature's JSON: key and signature in base64, the hash, two
 	// times, and the name, whose every byte may take six when escaped.
 	reserve := 1024 + 6*len(name)
-	if _, err := fitResult(m, action.MaxMessageSize-reserve); err != nil {
+	if _, err := module.FitMessage(m, action.MaxMessageSize-reserve); err != nil {
 		return nil, err
 	}
 	sig, err := action.SignResult(key, m.Fields(), action.ResultSignature{
@@ -433,109 +434,4 @@ func sealResult(m *action.ResultMessage, key ed25519.PrivateKey, name, actionHas
 // U+FFFD.
 func storableText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-}
-
-// fitResult encodes a result message within limit bytes (at most
-// action.MaxMessageSize). A message over the limit loses elements, largest
-// results first (keeping statistics and saying so in the result's errors),
-// then long error lists and large statistics; if even that is too large, it
-// carries no results and CodeTooLarge.
-func fitResult(m *action.ResultMessage, limit int) ([]byte, error) {
-	marshal := func() ([]byte, error) {
-		b, err := action.Marshal(m)
-		if err == nil && len(b) > limit {
-			err = fmt.Errorf("%w: message is %d bytes, over the limit of %d", action.ErrMessage, len(b), limit)
-		}
-		return b, err
-	}
-	data, err := marshal()
-	if err == nil || !errors.Is(err, action.ErrMessage) {
-		return data, err
-	}
-	orig := len(mustJSON(m))
-	type trim struct {
-		total, kept int
-		note        int // index of the note in Errors, -1 before one is added
-	}
-	trims := map[int]*trim{}
-	for {
-		// The result with the largest elements loses half of them.
-		idx, size := -1, 0
-		for i, r := range m.Results {
-			if len(r.Elements) > size {
-				idx, size = i, len(r.Elements)
-			}
-		}
-		if idx < 0 {
-			break
-		}
-		r := &m.Results[idx]
-		t := trims[idx]
-		if t == nil {
-			t = &trim{total: -1, note: -1}
-			trims[idx] = t
-		}
-		var elems []json.RawMessage
-		if json.Unmarshal(r.Elements, &elems) == nil && len(elems) > 1 {
-			if t.total < 0 {
-				t.total = len(elems)
-			}
-			elems = elems[:len(elems)/2]
-			t.kept = len(elems)
-			r.Elements = mustJSON(elems)
-		} else {
-			if t.total < 0 {
-				t.total = max(len(elems), 1)
-			}
-			t.kept = 0
-			r.Elements = nil
-		}
-		note := fmt.Sprintf("%s: the result was %d bytes, over the relay limit of %d: kept %d of %d elements",
-			action.CodeTooLarge, orig, action.MaxMessageSize, t.kept, t.total)
-		if t.note < 0 {
-			r.Errors = append(r.Errors, note)
-			t.note = len(r.Errors) - 1
-		} else {
-			r.Errors[t.note] = note
-		}
-		if data, err := marshal(); err == nil {
-			return data, nil
-		}
-	}
-	// Elements are gone and it is still too large: cut error lists and
-	// large statistics.
-	for i := range m.Results {
-		r := &m.Results[i]
-		if len(r.Errors) > 16 {
-			r.Errors = append(r.Errors[:15], fmt.Sprintf("%d more errors dropped", len(r.Errors)-15))
-		}
-		for k, e := range r.Errors {
-			if len(e) > 1024 {
-				r.Errors[k] = e[:1024] + "..."
-			}
-		}
-		if len(r.Statistics) > 64<<10 {
-			r.Statistics = nil
-		}
-	}
-	if len(m.Error) > 4096 {
-		m.Error = m.Error[:4096] + "..."
-	}
-	if data, err := marshal(); err == nil {
-		return data, nil
-	}
-	m.Results = nil
-	m.Status = action.CmdFailed
-	m.Code = action.CodeTooLarge
-	m.Error = fmt.Sprintf("the result was %d bytes, over the relay limit of %d, and could not be cut down", orig, action.MaxMessageSize)
-	return marshal()
-}
-
-// mustJSON encodes a value that always encodes (raw JSON already checked).
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return b
 }

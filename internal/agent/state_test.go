@@ -315,7 +315,7 @@ func TestFitResult(t *testing.T) {
 				t.Fatalf("sealResult: %v", err)
 			}
 			if len(data) > action.MaxMessageSize {
-				t.Fatalf("fitResult gave %d bytes, over %d", len(data), action.MaxMessageSize)
+				t.Fatalf("sealResult gave %d bytes, over %d", len(data), action.MaxMessageSize)
 			}
 			got, err := action.DecodeResult(data)
 			if err != nil {

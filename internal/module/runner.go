@@ -56,13 +56,12 @@ type Request struct {
 	MaxProcs int `json:"maxprocs,omitempty"`
 }
 
-var errStdoutTooLarge = fmt.Errorf("standard output is over the limit of %d bytes", action.MaxMessageSize)
+var errStdoutTooLarge = fmt.Errorf("standard output is over the limit of %d bytes", MaxOutput)
 
 // RunChild runs one operation of module name in a child process "exe -m
 // name" in its own process group, writes the Request on its standard input
-// and reads its Result from its standard output (at most
-// action.MaxMessageSize bytes; at most MaxStderr bytes of standard error are
-// kept). When ctx ends first, the whole process group is killed and the
+// and reads its Result from its standard output (at most MaxOutput bytes;
+// at most MaxStderr bytes of standard error are kept). When ctx ends first, the whole process group is killed and the
 // error wraps ErrTimeout. A non-zero exit, a death by signal (a Go panic
 // exits with status 2), oversized output or output that is not exactly one
 // valid Result give an error wrapping ErrCrashed that carries the exit
@@ -78,7 +77,7 @@ func RunChild(ctx context.Context, exe, name string, params []byte, env Env) (ac
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	stdout := &limitWriter{max: action.MaxMessageSize, onOverflow: func() { cancel(errStdoutTooLarge) }}
+	stdout := &limitWriter{max: MaxOutput, onOverflow: func() { cancel(errStdoutTooLarge) }}
 	stderr := &tailWriter{}
 	cmd := exec.CommandContext(runCtx, exe, ChildFlag, name)
 	cmd.Stdin = bytes.NewReader(req)
@@ -287,41 +286,21 @@ func exitStatus(cmd *exec.Cmd, runErr error) string {
 	return runErr.Error()
 }
 
-// encodeResult marshals a result, replacing one over action.MaxMessageSize
-// by a failed result that says so.
+// encodeResult marshals a result, cut to MaxResultSize (FitResult).
 func encodeResult(res action.Result) ([]byte, error) {
 	out, err := json.Marshal(res)
-	if err != nil {
-		return nil, err
+	if err != nil || len(out) <= MaxResultSize {
+		return out, err
 	}
-	if len(out) <= action.MaxMessageSize-1024 {
-		return out, nil
-	}
-	return json.Marshal(tooLarge(res, len(out)))
+	return json.Marshal(FitResult(res, MaxResultSize))
 }
 
 // capResult applies encodeResult's size rule to an in-process result.
 func capResult(res action.Result) action.Result {
-	out, err := json.Marshal(res)
-	if err != nil {
+	if _, err := json.Marshal(res); err != nil {
 		return FailResult(fmt.Sprintf("result does not encode: %v", err))
 	}
-	if len(out) <= action.MaxMessageSize-1024 {
-		return res
-	}
-	return tooLarge(res, len(out))
-}
-
-func tooLarge(res action.Result, size int) action.Result {
-	small := action.Result{
-		FoundAnything: res.FoundAnything,
-		Errors: []string{fmt.Sprintf("%s: result is %d bytes, over the limit of %d: narrow the search",
-			action.CodeTooLarge, size, action.MaxMessageSize)},
-	}
-	if len(res.Statistics) < 64<<10 {
-		small.Statistics = res.Statistics
-	}
-	return small
+	return FitResult(res, MaxResultSize)
 }
 
 // decodeResult decodes exactly one Result, refusing unknown fields and

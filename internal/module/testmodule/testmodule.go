@@ -7,8 +7,8 @@
 //
 // Parameters:
 //
-//		{"mode": "ok"|"panic"|"hang"|"exit"|"garbage"|"sleep"|"flood",
-//		 "duration": "2s", "marker": "text", "children": N}
+//		{"mode": "ok"|"panic"|"hang"|"exit"|"garbage"|"sleep"|"flood"|"big",
+//		 "duration": "2s", "marker": "text", "children": N, "count": N}
 //
 //	  - ok: succeeds, foundanything true, elements {"marker": marker}
 //	  - panic: panics
@@ -21,6 +21,9 @@
 //	    until its context ends), then returns as ok (failed when its
 //	    context ended)
 //	  - flood: writes to standard output without end
+//	  - big: succeeds with elements a JSON array of "count" strings of
+//	    BigElementSize bytes each, "<index>-" then "x"s, to exceed the
+//	    size limit of results
 package testmodule
 
 import (
@@ -34,6 +37,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/migplatform/mig/internal/action"
@@ -52,6 +56,14 @@ const (
 	ModeGarbage = "garbage"
 	ModeSleep   = "sleep"
 	ModeFlood   = "flood"
+	ModeBig     = "big"
+)
+
+// BigElementSize is the size of each element of mode "big"; MaxCount
+// bounds its "count" parameter.
+const (
+	BigElementSize = 4096
+	MaxCount       = 10000
 )
 
 // Running is the line modes hang and sleep write to standard error when
@@ -75,6 +87,7 @@ type Parameters struct {
 	Duration string `json:"duration,omitempty"`
 	Marker   string `json:"marker,omitempty"`
 	Children int    `json:"children,omitempty"`
+	Count    int    `json:"count,omitempty"`
 }
 
 // Elements are the elements of a successful result.
@@ -96,7 +109,7 @@ func (testModule) ParseParameters(raw []byte) (module.Runner, error) {
 	}
 	r := runner{p: p}
 	switch p.Mode {
-	case ModeOK, ModePanic, ModeHang, ModeExit, ModeGarbage, ModeSleep, ModeFlood:
+	case ModeOK, ModePanic, ModeHang, ModeExit, ModeGarbage, ModeSleep, ModeFlood, ModeBig:
 	default:
 		return nil, fmt.Errorf("%w: unknown mode %q", ErrInvalidParameters, p.Mode)
 	}
@@ -110,12 +123,15 @@ func (testModule) ParseParameters(raw []byte) (module.Runner, error) {
 	if p.Children < 0 || p.Children > MaxChildren {
 		return nil, fmt.Errorf("%w: children %d is not between 0 and %d", ErrInvalidParameters, p.Children, MaxChildren)
 	}
+	if p.Count < 0 || p.Count > MaxCount {
+		return nil, fmt.Errorf("%w: count %d is not between 0 and %d", ErrInvalidParameters, p.Count, MaxCount)
+	}
 	return r, nil
 }
 
 func (m testModule) SetFlags(fs *flag.FlagSet) module.BuildFunc {
 	var p Parameters
-	fs.StringVar(&p.Mode, "mode", ModeOK, "what to do: ok, panic, hang, exit, garbage, sleep, flood")
+	fs.StringVar(&p.Mode, "mode", ModeOK, "what to do: ok, panic, hang, exit, garbage, sleep, flood, big")
 	fs.StringVar(&p.Duration, "duration", "", "how long mode sleep sleeps")
 	fs.StringVar(&p.Marker, "marker", "", "text returned by mode ok")
 	return func() (json.RawMessage, module.Runner, error) {
@@ -172,6 +188,9 @@ func (r runner) Run(ctx context.Context, env module.Env) action.Result {
 				return module.FailResult(err.Error())
 			}
 		}
+	case ModeBig:
+		return action.Result{FoundAnything: true, Success: true, Elements: bigElements(r.p.Count),
+			Statistics: json.RawMessage(fmt.Sprintf(`{"count":%d}`, r.p.Count))}
 	}
 	el, err := json.Marshal(Elements{Marker: r.p.Marker, MaxProcs: runtime.GOMAXPROCS(0)})
 	if err != nil {
@@ -191,4 +210,16 @@ func startHangingChild() {
 	cmd := exec.Command(exe, module.ChildFlag, Name)
 	cmd.Stdin = bytes.NewReader([]byte(`{"module":"testmodule","parameters":{"mode":"hang"}}`))
 	_ = cmd.Start()
+}
+
+// bigElements returns mode big's elements: a JSON array of n strings of
+// BigElementSize bytes, each "<index>-" followed by "x"s.
+func bigElements(n int) json.RawMessage {
+	elems := make([]string, n)
+	for i := range elems {
+		prefix := fmt.Sprintf("%d-", i)
+		elems[i] = prefix + strings.Repeat("x", BigElementSize-len(prefix))
+	}
+	b, _ := json.Marshal(elems)
+	return b
 }

@@ -28,6 +28,9 @@ func TestParseParameters(t *testing.T) {
 		{`{"mode":"sleep","duration":"-1s"}`, true},
 		{`{"mode":"hang","children":100}`, true},
 		{`{"mode":"ok","extra":1}`, true},
+		{`{"mode":"big","count":3}`, false},
+		{`{"mode":"big","count":-1}`, true},
+		{`{"mode":"big","count":10001}`, true},
 	}
 	for _, tt := range tests {
 		_, _, err := module.Parse(testmodule.Name, []byte(tt.params))
