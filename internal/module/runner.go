@@ -297,8 +297,12 @@ func encodeResult(res action.Result) ([]byte, error) {
 
 // capResult applies encodeResult's size rule to an in-process result.
 func capResult(res action.Result) action.Result {
-	if _, err := json.Marshal(res); err != nil {
+	out, err := json.Marshal(res)
+	if err != nil {
 		return FailResult(fmt.Sprintf("result does not encode: %v", err))
+	}
+	if len(out) <= MaxResultSize {
+		return res
 	}
 	return FitResult(res, MaxResultSize)
 }
