@@ -18,22 +18,25 @@ import (
 )
 
 // TestAPIFloodAndSlowClients runs the real mig-server (-c, with the API's
-// connection limits set low) and attacks its API from 127.0.0.2 while a
-// legitimate client uses it from 127.0.0.1: a flood of idle connections,
-// clients that send their headers or their body a byte at a time. The
-// server keeps answering the legitimate client, the file descriptors it
-// holds stay within the per-address limit, and every slow connection is
-// closed by the server. Loopback only, bounded.
+// and the relay's connection limits set low) and attacks its API from
+// 127.0.0.2 while a legitimate client uses it from 127.0.0.1: a flood of
+// idle connections, clients that send their headers or their body a byte at
+// a time, 1 MiB of headers, and a flood of the relay beyond
+// relay.maxconnections. The server keeps answering the legitimate client,
+// the file descriptors it holds stay within the per-address limit, every
+// slow connection is closed by the server, and the relay refuses the
+// connections over its bound at once. Loopback only, bounded.
 func TestAPIFloodAndSlowClients(t *testing.T) {
 	dir := t.TempDir()
 	caFile, certFile, keyFile, err := server.EnsureDevTLS(dir)
 	must(t, err)
 	const perAddr = 16
-	apiAddr := freeAddr(t)
+	apiAddr, relayAddr := freeAddr(t), freeAddr(t)
+	const relayMax = 32
 	conf, _ := json.Marshal(map[string]any{
 		"api": map[string]any{"listen": apiAddr, "cert": certFile, "key": keyFile,
 			"maxconnectionsperaddress": perAddr, "readheadertimeout": "20s", "readtimeout": "5s", "idletimeout": "5s"},
-		"relay":            map[string]any{"listen": freeAddr(t), "ca": caFile},
+		"relay":            map[string]any{"listen": relayAddr, "ca": caFile, "maxconnections": relayMax},
 		"store":            "sqlite:" + filepath.Join(dir, "mig.db"),
 		"enrollmenttokens": []string{"e2e-enrollment-token-0123456789"},
 	})
@@ -183,6 +186,42 @@ func TestAPIFloodAndSlowClients(t *testing.T) {
 			atk.refused()
 		})
 	}
+
+	t.Run("relay connection flood", func(t *testing.T) {
+		atk := attack(t, "relay-flood", "flood of connections beyond relay.maxconnections")
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for range 6 * relayMax {
+			c, err := attacker.Dial("tcp", relayAddr)
+			if err != nil {
+				break
+			}
+			conns = append(conns, c)
+		}
+		// The relay refuses the connections over its bound at once; the
+		// others it would close only after its 6s login timeout.
+		closed := make(chan bool, len(conns))
+		for _, c := range conns {
+			go func() { closed <- closedByServer(c, 2*time.Second) }()
+		}
+		n := 0
+		for range conns {
+			if <-closed {
+				n++
+			}
+		}
+		if n < len(conns)-relayMax {
+			atk.executed("the relay refused %d of %d connections at once, want at least %d (relay.maxconnections %d)", n, len(conns), len(conns)-relayMax, relayMax)
+		}
+		if err := health(); err != nil {
+			atk.executed("the API does not answer during the relay flood: %v", err)
+		}
+		atk.refused()
+	})
 
 	t.Run("oversized headers", func(t *testing.T) {
 		atk := attack(t, "api-flood", "oversized request headers")

@@ -124,6 +124,11 @@ type Config struct {
 		// the server creates one RabbitMQ user per agent at enrollment.
 		ManagementURL string `json:"managementurl"`
 		Listen        string `json:"listen"`
+		// MaxConnections bounds the embedded relay's client connections
+		// (agents, and logins in progress); default 0, NATS's own bound
+		// (65536). Connections over it are refused at once. Connections
+		// that never log in are closed after 6 seconds.
+		MaxConnections int `json:"maxconnections"`
 		// PublicURL is the URL handed to agents at enrollment; default
 		// "tls://<listen>", or URL with an external relay.
 		PublicURL string `json:"publicurl"`
@@ -270,6 +275,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := api.ParseTrustedProxies(c.API.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("api.trustedproxies: %w", err))
+	}
+	if c.Relay.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("relay.maxconnections %d: must not be negative", c.Relay.MaxConnections))
 	}
 	if c.API.MaxConnections < 1 {
 		errs = append(errs, fmt.Errorf("api.maxconnections %d: must be at least 1", c.API.MaxConnections))

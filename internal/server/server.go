@@ -221,10 +221,11 @@ func authenticateAgents(ctx context.Context, st credentialStore) func(agentID, p
 // relay.cluster, the relay is one node of a cluster.
 func (s *Server) startEmbeddedRelay(ctx context.Context, cfg Config, tlsConf *tls.Config, st credentialStore, logger *slog.Logger) error {
 	scfg := natsrelay.ServerConfig{
-		Listen:       cfg.Relay.Listen,
-		TLS:          tlsConf.Clone(),
-		Logger:       logger,
-		Authenticate: authenticateAgents(ctx, st),
+		Listen:         cfg.Relay.Listen,
+		TLS:            tlsConf.Clone(),
+		Logger:         logger,
+		Authenticate:   authenticateAgents(ctx, st),
+		MaxConnections: cfg.Relay.MaxConnections,
 	}
 	if cfg.Relay.Cluster.enabled() {
 		cc, err := clusterConfig(cfg)
