@@ -78,3 +78,49 @@ func mustMarshal(v any) []byte {
 	}
 	return b
 }
+
+// FuzzFitResult cuts arbitrary module results (elements as the child sent
+// them, after strict decoding accepted them as JSON) to a small limit: the
+// cut result always encodes within the limit, keeps FoundAnything, and says
+// it was cut.
+func FuzzFitResult(f *testing.F) {
+	f.Add([]byte(`["a","b","c"]`), "error", 3, 200)
+	f.Add([]byte(`{"blob":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`), "", 0, 64)
+	f.Add([]byte(`[[1,2],[3,[4,5]],{"k":"v"}]`), strings.Repeat("e", 300), 20, 500)
+	f.Add([]byte(`"just a string"`), "\x00\xff", 1, 1)
+	f.Fuzz(func(t *testing.T, elems []byte, errText string, nErrors, limit int) {
+		if !json.Valid(elems) || nErrors < 0 || nErrors > 64 || limit < 0 || limit > 1<<20 {
+			return
+		}
+		res := action.Result{Success: true, FoundAnything: len(elems)%2 == 0, Elements: elems,
+			Statistics: json.RawMessage(`{"n":1}`)}
+		for i := range nErrors {
+			res.Errors = append(res.Errors, fmt.Sprintf("%d %s", i, errText))
+		}
+		before := string(mustMarshal(res))
+		got := module.FitResult(res, limit)
+		if string(mustMarshal(res)) != before {
+			t.Fatalf("FitResult changed its argument")
+		}
+		b := mustMarshal(got)
+		if len(before) <= limit {
+			if string(b) != before {
+				t.Fatalf("a result that fits was changed: %s", b)
+			}
+			return
+		}
+		if got.FoundAnything != res.FoundAnything {
+			t.Errorf("FoundAnything changed")
+		}
+		if len(b) > limit {
+			// Only the fallback may be over a limit too small for it.
+			fallback := action.Result{FoundAnything: res.FoundAnything, Errors: got.Errors}
+			if got.Success || len(got.Elements) != 0 || string(mustMarshal(fallback)) != string(b) {
+				t.Fatalf("cut result is %d bytes, over %d, and not the fallback: %.300s", len(b), limit, b)
+			}
+		}
+		if len(got.Errors) == 0 || !strings.HasPrefix(got.Errors[0], action.CodeTooLarge+": ") {
+			t.Fatalf("cut result errors %q, want a %s note first", got.Errors, action.CodeTooLarge)
+		}
+	})
+}
