@@ -13,7 +13,8 @@ import (
 // (ServeChild), by RunParsed for a module run in process, and by the agent
 // for the whole result message after the privacy rule and before it signs
 // (FitMessage). The limit is the relay's, action.MaxMessageSize. A result
-// over it is cut, never dropped whole and never failed for its size alone:
+// over it is cut down in steps, stopping as soon as it fits, and says so;
+// only one that cannot be cut down fails:
 //
 //  1. the result with the largest elements loses the second half of them
 //     (a JSON array keeps its first elements; other JSON is dropped), again
