@@ -43,7 +43,7 @@ func TestTargetDifferential(t *testing.T) {
 			return s
 		}},
 	}
-	const targets = 3000
+	const targets = 1000
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
 			atk := attack(t, "target-differential", fmt.Sprintf("%d random targets on %s", targets, st.name))
