@@ -116,11 +116,20 @@ func newKeyTester(t *testing.T, opts ...func(*Config)) (*keyTester, map[string]s
 // after the scheme).
 func (kt *keyTester) withKey(key, method, path string, body []byte) (int, map[string]any, string) {
 	kt.t.Helper()
+	return kt.sendKey(key, "", method, path, body)
+}
+
+// sendKey is withKey with an X-Forwarded-For header (none if empty).
+func (kt *keyTester) sendKey(key, xff, method, path string, body []byte) (int, map[string]any, string) {
+	kt.t.Helper()
 	req, err := http.NewRequest(method, kt.srv.URL+"/api/v1"+path, bytes.NewReader(body))
 	if err != nil {
 		kt.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", APIKeyScheme+" "+key)
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		kt.t.Fatal(err)
@@ -205,26 +214,10 @@ func TestAPIKeyRefusals(t *testing.T) {
 	}
 }
 
-// withKeyFrom is withKey with an X-Forwarded-For header (none if empty).
+// withKeyFrom reads the dashboard with key, from xff (none if empty).
 func (kt *keyTester) withKeyFrom(xff, key string) (int, map[string]any, string) {
 	kt.t.Helper()
-	req, err := http.NewRequest("GET", kt.srv.URL+"/api/v1/dashboard", nil)
-	if err != nil {
-		kt.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", APIKeyScheme+" "+key)
-	if xff != "" {
-		req.Header.Set("X-Forwarded-For", xff)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		kt.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out, string(raw)
+	return kt.sendKey(key, xff, "GET", "/dashboard", nil)
 }
 
 // TestAPIKeyFailureRateLimit is the regression test of issue 12 defect 4:
