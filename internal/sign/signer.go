@@ -194,6 +194,38 @@ func SignChecked(c *action.Checked, s Signer) (*action.Action, error) {
 	return a, nil
 }
 
+// SignData signs data, the signed encoding of some other document (what
+// names it in errors, e.g. "manifest prod/7"), with s and returns the
+// armored signature. Like SignChecked it refuses to sign when one of the
+// existing signatures was made by the same key (ErrAlreadySigned), and
+// refuses a signature the signer made in a form verification would refuse.
+func SignData(what string, data []byte, existing []string, s Signer) (string, error) {
+	primary, primaryOK := keyIDOfFingerprint(s.Fingerprint())
+	for i, old := range existing {
+		oid, err := issuerOf(old)
+		if err != nil {
+			return "", fmt.Errorf("signing %s: existing signature %d: %w", what, i+1, err)
+		}
+		if primaryOK && oid == primary {
+			return "", fmt.Errorf("signing %s: %w: key %s made signature %d", what, ErrAlreadySigned, s.Fingerprint(), i+1)
+		}
+	}
+	sig, err := s.Sign(data)
+	if err != nil {
+		return "", fmt.Errorf("signing %s: %w", what, err)
+	}
+	issuer, err := issuerOf(sig)
+	if err != nil {
+		return "", fmt.Errorf("signing %s with key %s: the signer made an unusable signature: %w", what, s.Fingerprint(), err)
+	}
+	for i, old := range existing {
+		if oid, _ := issuerOf(old); oid == issuer {
+			return "", fmt.Errorf("signing %s: %w: key %s made signature %d", what, ErrAlreadySigned, s.Fingerprint(), i+1)
+		}
+	}
+	return sig, nil
+}
+
 // keyIDOfFingerprint returns the key ID of a version 4 fingerprint in hex.
 func keyIDOfFingerprint(fp string) (uint64, bool) {
 	b, err := hex.DecodeString(fp)
