@@ -81,6 +81,10 @@ type Agent struct {
 	// credentials are refused and enrolls again.
 	reenrollAfter time.Duration
 
+	// noHealth is set when the state is kept in memory: no health.json.
+	noHealth bool
+	healthMu sync.Mutex
+
 	running atomic.Bool
 	lastOK  atomic.Int64 // unix nanoseconds of the last connect or publish
 
@@ -192,6 +196,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, dial relay.Dialer, opts Opt
 		runParsed:     opts.RunParsed,
 		workers:       cmp.Or(opts.Workers, Workers),
 		mode:          cfg.Mode,
+		noHealth:      opts.MemoryState,
 	}
 	a.msgs = make(chan relayMsg, cmp.Or(opts.QueueSize, msgQueue))
 	if opts.Simulated {
@@ -306,6 +311,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.jobs <- job{item: it, resumed: true}
 	}
 	a.resumed = nil
+	a.writeHealth(false)
 	for range a.workers {
 		wg.Go(func() { a.work(ctx) })
 	}
@@ -430,12 +436,18 @@ func (a *Agent) keepalive(ctx context.Context) {
 	}
 }
 
-// heartbeat publishes a heartbeat, a hello after a connect.
+// heartbeat publishes a heartbeat, a hello after a connect, and records in
+// the health file whether it went out.
 func (a *Agent) heartbeat(ctx context.Context, hello bool) {
+	a.writeHealth(a.sendHeartbeat(ctx, hello))
+}
+
+// sendHeartbeat publishes a heartbeat and reports whether it went out.
+func (a *Agent) sendHeartbeat(ctx context.Context, hello bool) bool {
 	data, err := action.Marshal(action.HeartbeatMessage{V: action.ProtocolVersion, Hello: hello, Agent: a.self(time.Now())})
 	if err != nil {
 		a.log.Error("cannot encode a heartbeat", "err", err)
-		return
+		return false
 	}
 	if !hello {
 		// A plain heartbeat needs no confirmation: the next one follows.
@@ -445,14 +457,14 @@ func (a *Agent) heartbeat(ctx context.Context, hello bool) {
 		if ok {
 			if err := n.Notify(relay.KindHeartbeat, data); err != nil {
 				a.log.Debug("cannot publish", "kind", relay.KindHeartbeat, "err", err)
-				return
+				return false
 			}
 			// Connected and authenticated: the relay takes our messages.
 			a.lastOK.Store(time.Now().UnixNano())
-			return
+			return true
 		}
 	}
-	a.publish(ctx, relay.KindHeartbeat, data)
+	return a.publish(ctx, relay.KindHeartbeat, data)
 }
 
 // resendAll publishes every kept result.
@@ -534,6 +546,7 @@ func (a *Agent) serve(ctx context.Context, conn relay.Conn) {
 		a.mu.Lock()
 		a.conn = nil
 		a.mu.Unlock()
+		a.writeHealth(false)
 	}()
 	a.mu.Lock()
 	a.conn = conn
