@@ -99,6 +99,10 @@ func TestPackages(t *testing.T) {
 		t.Error("rpm is missing")
 	}
 
+	if os.Getenv("MIG_TEST_DPKG") == "1" {
+		testDpkgInstall(t, filepath.Join(out, "mig-agent_1.2.3~test_amd64.deb"))
+	}
+
 	// systemd-analyze verify, with the units' binaries replaced by the
 	// built ones (it refuses a unit whose command does not exist). Any
 	// output is a finding: it says "ignoring" for a bad setting and still
@@ -120,5 +124,74 @@ func TestPackages(t *testing.T) {
 	b, _ := exec.Command("systemd-analyze", append([]string{"verify"}, units...)...).CombinedOutput()
 	if s := strings.TrimSpace(string(b)); s != "" {
 		t.Errorf("systemd-analyze verify:\n%s", s)
+	}
+}
+
+// testDpkgInstall installs the agent's .deb on this machine, checks what
+// landed where docs/PACKAGING.md says, removes it (state kept), then purges
+// it (state gone). It fails when dpkg or root is missing: MIG_TEST_DPKG=1
+// asks for it.
+func testDpkgInstall(t *testing.T, deb string) {
+	if _, err := exec.LookPath("dpkg"); err != nil {
+		t.Fatal("MIG_TEST_DPKG=1 but dpkg is missing")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("MIG_TEST_DPKG=1 but the test does not run as root")
+	}
+	if exec.Command("dpkg", "-s", "mig-agent").Run() == nil {
+		t.Fatal("mig-agent is already installed on this machine: not touching it")
+	}
+	t.Cleanup(func() {
+		exec.Command("systemctl", "stop", "mig-agent.service").Run()
+		if b, err := exec.Command("dpkg", "-P", "mig-agent").CombinedOutput(); err != nil {
+			t.Errorf("cleanup dpkg -P mig-agent: %v\n%s", err, b)
+		}
+	})
+	b, err := exec.Command("dpkg", "-i", deb).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dpkg -i: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "Write /etc/mig/agent.json") {
+		t.Errorf("dpkg -i does not say the agent waits for its configuration:\n%s", b)
+	}
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{"/usr/sbin/mig-agent", 0o755},
+		{"/usr/lib/systemd/system/mig-agent.service", 0o644},
+		{"/etc/mig", os.ModeDir | 0o750},
+		{"/var/lib/mig-agent", os.ModeDir | 0o700},
+	} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Errorf("after dpkg -i: %v", err)
+			continue
+		}
+		if fi.Mode()&(os.ModeDir|os.ModePerm) != c.mode {
+			t.Errorf("%s: mode %v, want %v", c.path, fi.Mode(), c.mode)
+		}
+	}
+	if b, err := exec.Command("/usr/sbin/mig-agent", "-version").Output(); err != nil || strings.TrimSpace(string(b)) != "1.2.3-test" {
+		t.Errorf("/usr/sbin/mig-agent -version = %q, %v; want 1.2.3-test", b, err)
+	}
+	// State survives a removal and goes with a purge.
+	if err := os.WriteFile("/var/lib/mig-agent/agent.key", []byte("test"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("dpkg", "-r", "mig-agent").CombinedOutput(); err != nil {
+		t.Fatalf("dpkg -r: %v\n%s", err, b)
+	}
+	if _, err := os.Stat("/usr/sbin/mig-agent"); err == nil {
+		t.Error("dpkg -r left /usr/sbin/mig-agent")
+	}
+	if _, err := os.Stat("/var/lib/mig-agent/agent.key"); err != nil {
+		t.Errorf("dpkg -r removed the agent's state: %v", err)
+	}
+	if b, err := exec.Command("dpkg", "-P", "mig-agent").CombinedOutput(); err != nil {
+		t.Fatalf("dpkg -P: %v\n%s", err, b)
+	}
+	if _, err := os.Stat("/var/lib/mig-agent"); err == nil {
+		t.Error("dpkg -P left /var/lib/mig-agent")
 	}
 }
