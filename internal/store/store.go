@@ -34,6 +34,9 @@ var (
 	ErrNotPending = errors.New("action is not pending")
 	// ErrReplayed: a token nonce was already used (UseTokenNonce).
 	ErrReplayed = errors.New("token nonce already used")
+	// ErrConflict: a change was made against a state that changed in
+	// between (UpdateManifestBody).
+	ErrConflict = errors.New("changed concurrently")
 )
 
 // Store is the server's persistence.
@@ -172,6 +175,35 @@ type Store interface {
 	// AuditLog returns up to limit entries (AuditPageSize) with seq >
 	// after, in increasing seq.
 	AuditLog(ctx context.Context, after uint64, limit int) ([]audit.Entry, error)
+
+	// CreateManifest stores a mig-loader manifest (m.ID is ignored) and
+	// returns its ID; ErrExists if its name, OS, architecture and serial
+	// are taken. The audit records of ctx are appended with it.
+	CreateManifest(ctx context.Context, m ManifestRecord) (int64, error)
+	// Manifest returns a manifest with its body; ErrNotFound if unknown.
+	Manifest(ctx context.Context, id int64) (ManifestRecord, error)
+	// ListManifests returns every manifest with its body, newest ID first.
+	ListManifests(ctx context.Context) ([]ManifestRecord, error)
+	// UpdateManifestBody replaces a manifest's body (a signature was
+	// appended) when its current body is old: ErrNotFound if there is no
+	// such manifest, ErrConflict if its body is no longer old. The audit
+	// records of ctx are appended with it.
+	UpdateManifestBody(ctx context.Context, id int64, old, body []byte) error
+	// SetManifestStatus activates or disables a manifest; ErrNotFound if
+	// unknown. The audit records of ctx are appended with it.
+	SetManifestStatus(ctx context.Context, id int64, status string) error
+	// CurrentManifest returns the active manifest of name, os and arch with
+	// the highest serial; ErrNotFound if there is none.
+	CurrentManifest(ctx context.Context, name, os, arch string) (ManifestRecord, error)
+	// PutManifestFile stores a file under its SHA-256 (lower-case hex),
+	// which it checks against data (CheckManifestFile). Storing a file
+	// already stored changes nothing. The audit records of ctx are
+	// appended with it.
+	PutManifestFile(ctx context.Context, sha256 string, data []byte) (ManifestFileInfo, error)
+	// ManifestFileInfo returns a stored file's size; ErrNotFound if unknown.
+	ManifestFileInfo(ctx context.Context, sha256 string) (ManifestFileInfo, error)
+	// ManifestFile returns a stored file; ErrNotFound if unknown.
+	ManifestFile(ctx context.Context, sha256 string) ([]byte, error)
 
 	// Close closes the store.
 	Close() error

@@ -10,7 +10,8 @@
 // redelivery of pending commands, search with paging, concurrent writers in
 // one store and in two stores over one database (two servers), migrations
 // from an empty database by stores opened at once, reopening a database, and
-// the hash-chained audit log (one chain under concurrent appends).
+// the hash-chained audit log (one chain under concurrent appends), and
+// mig-loader's manifests and their files.
 package storetest
 
 import (
@@ -71,6 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Reopen", testReopen},
 		{"Audit", testAudit},
 		{"AuditConcurrent", testAuditConcurrent},
+		{"Manifests", testManifests},
+		{"ManifestFiles", testManifestFiles},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
