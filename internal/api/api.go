@@ -44,7 +44,8 @@ const (
 )
 
 // AllPermissions lists every permission, for administrators.
-var AllPermissions = []string{PermActionCreate, PermActionRead, PermAgentRead, PermInvestigatorAdmin, PermAuditRead}
+var AllPermissions = []string{PermActionCreate, PermActionRead, PermAgentRead, PermInvestigatorAdmin, PermAuditRead,
+	PermManifestPublish, PermManifestRead}
 
 // DefaultPermissions are given to an investigator created without any: what
 // investigating takes (launch actions, read them, and see the agents, which
@@ -96,6 +97,17 @@ type Store interface {
 	// The audit log (audit.go).
 	AppendAudit(ctx context.Context, recs ...audit.Record) ([]audit.Entry, error)
 	AuditLog(ctx context.Context, after uint64, limit int) ([]audit.Entry, error)
+
+	// mig-loader's manifests and their files (manifest.go).
+	CreateManifest(ctx context.Context, m store.ManifestRecord) (int64, error)
+	Manifest(ctx context.Context, id int64) (store.ManifestRecord, error)
+	ListManifests(ctx context.Context) ([]store.ManifestRecord, error)
+	UpdateManifestBody(ctx context.Context, id int64, old, body []byte) error
+	SetManifestStatus(ctx context.Context, id int64, status string) error
+	CurrentManifest(ctx context.Context, name, os, arch string) (store.ManifestRecord, error)
+	PutManifestFile(ctx context.Context, sha256 string, data []byte) (store.ManifestFileInfo, error)
+	ManifestFileInfo(ctx context.Context, sha256 string) (store.ManifestFileInfo, error)
+	ManifestFile(ctx context.Context, sha256 string) ([]byte, error)
 }
 
 var _ Store = store.Store(nil)
@@ -172,12 +184,13 @@ func New(cfg Config) *API {
 	a.handle("GET /api/v1/apikeys", "", a.listAPIKeys)
 	a.handle("GET /api/v1/audit", "", a.listAudit) // audit.read or investigator.admin
 	a.handle("POST /api/v1/apikeys/{keyid}/revoke", "", a.revokeAPIKey)
+	a.registerManifests()
 	return a
 }
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBodySize)
+	r.Body = http.MaxBytesReader(w, r.Body, bodyLimit(r))
 	a.mux.ServeHTTP(w, r)
 }
 
