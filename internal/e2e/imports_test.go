@@ -28,6 +28,8 @@ func TestImportBoundaries(t *testing.T) {
 		{pkg: "internal/secfile", stdOnly: true},
 		{pkg: "cmd/mig-agent", forbidden: []string{"internal/store", "internal/api", "internal/scheduler", "internal/server", "internal/client", "internal/cli"}},
 		{pkg: "internal/agent", forbidden: []string{"internal/store", "internal/api", "internal/scheduler", "internal/server"}},
+		{pkg: "internal/packed", stdOnly: true},
+		{pkg: "cmd/mig-loader", forbidden: []string{"internal/store", "internal/api", "internal/scheduler", "internal/server", "internal/client", "internal/cli", "internal/agent", "internal/relay", "internal/module"}},
 		{pkg: "internal/manifest", forbidden: []string{"internal/store", "internal/api", "internal/scheduler", "internal/server", "internal/client", "internal/agent", "internal/relay"}},
 		{pkg: "cmd/mig", forbidden: []string{"internal/store", "internal/api", "internal/scheduler", "internal/server", "internal/agent", "internal/relay"}},
 	}
