@@ -61,6 +61,9 @@ type Config struct {
 	// certificate, and for the relay's when enrollment names no CA. Empty
 	// means the system roots.
 	CA string
+	// CAData holds that PEM bundle inline (a repacked agent carries it so);
+	// at most one of CA and CAData may be set.
+	CAData string
 	// EnrollmentToken authenticates the agent's enrollment.
 	EnrollmentToken string
 	// StateDir holds the agent's identity, credentials, journal, inbox and
@@ -101,7 +104,7 @@ type Config struct {
 // configKeys are the keys of the JSON configuration file, in MIG's
 // lower-case style.
 var configKeys = []string{
-	"server", "ca", "enrollmenttoken", "statedir", "keyring", "keyringdata",
+	"server", "ca", "cadata", "enrollmenttoken", "statedir", "keyring", "keyringdata",
 	"acl", "acldata", "tags", "heartbeat", "moduletimeout", "maxprocs",
 	"moduleexe", "mode", "name", "maxvalidity",
 }
@@ -134,7 +137,14 @@ func LoadConfig(path string) (Config, error) {
 }
 
 func loadConfig(path string, getenv func(string) string) (Config, error) {
-	c := DefaultConfig()
+	return loadConfigOver(DefaultConfig(), nil, path, getenv)
+}
+
+// loadConfigOver is loadConfig starting from base instead of the defaults.
+// A non-nil allow is asked about every key the file or the environment sets
+// and refuses the keys a repacked agent's payload locks (see Packed).
+func loadConfigOver(base Config, allow func(key string) error, path string, getenv func(string) string) (Config, error) {
+	c := base
 	switch {
 	case path != "":
 		if err := checkTrustFile(path, "agent configuration"); err != nil {
@@ -144,9 +154,12 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		if err != nil {
 			return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
-		if err := c.applyJSON(path, data); err != nil {
+		if err := c.applyJSONAllow(path, data, allow); err != nil {
 			return Config{}, err
 		}
+	case allow != nil:
+		// A repacked agent: its payload replaces the compiled-in
+		// configuration (ReadPacked refuses a binary with both).
 	case builtinConfig != "":
 		data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(builtinConfig))
 		if err != nil {
@@ -156,7 +169,7 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 			return Config{}, err
 		}
 	}
-	if err := c.applyEnv(getenv); err != nil {
+	if err := c.applyEnv(getenv, allow); err != nil {
 		return Config{}, err
 	}
 	return c, nil
@@ -166,6 +179,11 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 // from source. Unknown keys, duplicate keys and values of the wrong type are
 // errors naming source and key.
 func (c *Config) applyJSON(source string, data []byte) error {
+	return c.applyJSONAllow(source, data, nil)
+}
+
+// applyJSONAllow is applyJSON that also refuses the keys allow refuses.
+func (c *Config) applyJSONAllow(source string, data []byte, allow func(string) error) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrConfig, source, fmt.Sprintf(format, args...))
 	}
@@ -199,6 +217,11 @@ func (c *Config) applyJSON(source string, data []byte) error {
 			return bad("key %q appears twice", key)
 		}
 		seen[key] = true
+		if allow != nil {
+			if err := allow(key); err != nil {
+				return bad("%v", err)
+			}
+		}
 		if err := c.setJSON(key, raw); err != nil {
 			return bad("key %q: %v", key, err)
 		}
@@ -236,6 +259,8 @@ func (c *Config) setJSON(key string, raw json.RawMessage) error {
 		return str(&c.Server)
 	case "ca":
 		return str(&c.CA)
+	case "cadata":
+		return str(&c.CAData)
 	case "enrollmenttoken":
 		return str(&c.EnrollmentToken)
 	case "statedir":
@@ -291,6 +316,7 @@ const envPrefix = "MIG_AGENT_"
 var envKeys = map[string]string{
 	"SERVER":           "server",
 	"CA":               "ca",
+	"CA_DATA":          "cadata",
 	"ENROLLMENT_TOKEN": "enrollmenttoken",
 	"STATE_DIR":        "statedir",
 	"KEYRING":          "keyring",
@@ -309,7 +335,7 @@ var envKeys = map[string]string{
 
 // applyEnv overrides c with the MIG_AGENT_* variables that are set and not
 // empty. MIG_AGENT_TAGS is "key=value,key=value".
-func (c *Config) applyEnv(getenv func(string) string) error {
+func (c *Config) applyEnv(getenv func(string) string, allow func(string) error) error {
 	names := make([]string, 0, len(envKeys))
 	for n := range envKeys {
 		names = append(names, n)
@@ -319,6 +345,11 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		v := getenv(envPrefix + n)
 		if v == "" {
 			continue
+		}
+		if allow != nil {
+			if err := allow(envKeys[n]); err != nil {
+				return fmt.Errorf("%w: environment variable %s%s: %v", ErrConfig, envPrefix, n, err)
+			}
 		}
 		if err := c.setString(envKeys[n], v); err != nil {
 			return fmt.Errorf("%w: environment variable %s%s: %v", ErrConfig, envPrefix, n, err)
@@ -404,11 +435,17 @@ var flagKeys = []struct{ name, key, usage string }{
 // once fs is parsed, applies the flags that were set to a Config (flags
 // override the file and the environment).
 func SetFlags(fs *flag.FlagSet) (apply func(*Config) error) {
+	a := setFlags(fs)
+	return func(c *Config) error { return a(c, nil) }
+}
+
+// setFlags is SetFlags whose apply also refuses the keys allow refuses.
+func setFlags(fs *flag.FlagSet) (apply func(c *Config, allow func(string) error) error) {
 	vals := map[string]*string{}
 	for _, f := range flagKeys {
 		vals[f.name] = fs.String(f.name, "", f.usage)
 	}
-	return func(c *Config) error {
+	return func(c *Config, allow func(string) error) error {
 		var err error
 		fs.Visit(func(f *flag.Flag) {
 			v, ok := vals[f.Name]
@@ -417,6 +454,12 @@ func SetFlags(fs *flag.FlagSet) (apply func(*Config) error) {
 			}
 			for _, fk := range flagKeys {
 				if fk.name == f.Name {
+					if allow != nil {
+						if e := allow(fk.key); e != nil {
+							err = fmt.Errorf("%w: flag -%s: %v", ErrConfig, f.Name, e)
+							return
+						}
+					}
 					if e := c.setString(fk.key, *v); e != nil {
 						err = fmt.Errorf("%w: flag -%s: %v", ErrConfig, f.Name, e)
 					}
@@ -447,6 +490,9 @@ func (c Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return bad("statedir is not set")
+	}
+	if c.CA != "" && c.CAData != "" {
+		return bad("ca %q and cadata are both set; set one", c.CA)
 	}
 	if c.Keyring != "" && c.KeyringData != "" {
 		return bad("keyring %q and keyringdata are both set; set one", c.Keyring)
