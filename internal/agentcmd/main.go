@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 
 	"github.com/migplatform/mig/internal/agent"
@@ -29,7 +30,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	conf := fs.String("c", "", "configuration file (default: the compiled-in configuration)")
 	mod := fs.String("m", "", "serve one operation of this module (used by the agent itself)")
 	printVersion := fs.Bool("version", false, "print the version and exit")
-	setFlags := agent.SetFlags(fs)
+	setFlags := agent.SetFlagsPacked(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -51,12 +52,29 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return 0
 }
 
-func run(ctx context.Context, path string, setFlags func(*agent.Config) error, log *slog.Logger) error {
-	cfg, err := agent.LoadConfig(path)
+func run(ctx context.Context, path string, setFlags func(*agent.Config, *agent.Packed) error, log *slog.Logger) error {
+	// A repacked agent's appended configuration is the default; a bad or
+	// tampered one stops the agent.
+	var p *agent.Packed
+	if exe, err := os.Executable(); err == nil {
+		if p, err = agent.ReadPacked(exe); err != nil {
+			return err
+		}
+	}
+	var cfg agent.Config
+	var err error
+	if p != nil {
+		cfg, err = agent.LoadPackedConfig(p, path)
+	} else {
+		cfg, err = agent.LoadConfig(path)
+	}
 	if err != nil {
 		return err
 	}
-	if err := setFlags(&cfg); err != nil {
+	if err := setFlags(&cfg, p); err != nil {
+		return err
+	}
+	if err := cfg.MaterializeCA(); err != nil {
 		return err
 	}
 	runtime.GOMAXPROCS(cfg.MaxProcs)
