@@ -1,7 +1,10 @@
 // Package agentcmd is mig-agent's command line: "mig-agent -c config.json"
 // runs the agent, "mig-agent -m <module>" serves one module operation for
 // the agent (JSON request on stdin, result on stdout), "mig-agent -version"
-// prints its version. cmd/mig-agent only calls Main, as cmd/mig calls
+// prints its version, "mig-agent repack -c agent.json -o OUT" writes a copy
+// of the agent that carries its configuration, and "mig-agent -show-config"
+// prints what a binary carries and the configuration it would run with.
+// cmd/mig-agent only calls Main, as cmd/mig calls
 // cli.Main and cmd/mig-server server.Main.
 package agentcmd
 
@@ -25,11 +28,15 @@ import (
 // process exit code: 0, 1 when the agent failed, 2 for a bad command line.
 // A module child (-m) answers on stdout and reads its request from stdin.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "repack" {
+		return repack(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("mig-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	conf := fs.String("c", "", "configuration file (default: the compiled-in configuration)")
 	mod := fs.String("m", "", "serve one operation of this module (used by the agent itself)")
 	printVersion := fs.Bool("version", false, "print the version and exit")
+	printConfig := fs.Bool("show-config", false, "print the configuration this binary carries (enrollment token redacted) and the one it would run with, and exit")
 	setFlags := agent.SetFlagsPacked(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -43,6 +50,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return 0
 	case *mod != "":
 		return module.ServeChild(ctx, *mod, stdin, stdout, stderr)
+	case *printConfig:
+		if err := showConfig(*conf, setFlags, stdout); err != nil {
+			fmt.Fprintf(stderr, "mig-agent: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	if err := run(ctx, *conf, setFlags, log); err != nil {
@@ -52,13 +65,14 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return 0
 }
 
-func run(ctx context.Context, path string, setFlags func(*agent.Config, *agent.Packed) error, log *slog.Logger) error {
-	// A repacked agent's appended configuration is the default; a bad or
-	// tampered one stops the agent.
+// loadConfig returns the configuration the agent runs with, and what its
+// executable carries appended (nil if nothing). A repacked agent's appended
+// configuration is the default; a bad or tampered one is an error.
+func loadConfig(path string, setFlags func(*agent.Config, *agent.Packed) error) (*agent.Packed, agent.Config, error) {
 	var p *agent.Packed
 	if exe, err := os.Executable(); err == nil {
 		if p, err = agent.ReadPacked(exe); err != nil {
-			return err
+			return nil, agent.Config{}, err
 		}
 	}
 	var cfg agent.Config
@@ -69,9 +83,17 @@ func run(ctx context.Context, path string, setFlags func(*agent.Config, *agent.P
 		cfg, err = agent.LoadConfig(path)
 	}
 	if err != nil {
-		return err
+		return nil, agent.Config{}, err
 	}
 	if err := setFlags(&cfg, p); err != nil {
+		return nil, agent.Config{}, err
+	}
+	return p, cfg, nil
+}
+
+func run(ctx context.Context, path string, setFlags func(*agent.Config, *agent.Packed) error, log *slog.Logger) error {
+	_, cfg, err := loadConfig(path, setFlags)
+	if err != nil {
 		return err
 	}
 	if err := cfg.MaterializeCA(); err != nil {

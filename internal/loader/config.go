@@ -14,6 +14,7 @@ import (
 
 	"github.com/migplatform/mig/internal/acl"
 	"github.com/migplatform/mig/internal/manifest"
+	"github.com/migplatform/mig/internal/secfile"
 	"github.com/migplatform/mig/internal/sign"
 	"github.com/migplatform/mig/internal/strictjson"
 )
@@ -115,7 +116,15 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(data, path)
 }
 
+// readLimited reads a configuration, keyring, ACL or CA file, refusing one
+// that users other than its owner (and root) could change, or that sits in
+// a directory they could write to (internal/secfile): these files decide
+// which releases the loader installs, so whoever could edit one could make
+// it install anything.
 func readLimited(path string) ([]byte, error) {
+	if err := secfile.Check(path, secfile.Rule{What: "mig-loader file", Kind: secfile.Public}); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,9 @@ package loader
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -60,4 +63,46 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("accepted config without keyring, timeout or ACL: %+v", c)
 		}
 	})
+}
+
+// TestConfigFileModes: a configuration or keyring file that other users
+// could change is refused, naming the file: it decides what gets installed.
+func TestConfigFileModes(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix modes")
+	}
+	e := newEnv(t, 1)
+	good, _ := json.Marshal(e.cfg)
+	path := filepath.Join(t.TempDir(), "loader.json")
+	if err := os.WriteFile(path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err != nil {
+		t.Fatalf("a 0644 configuration: %v", err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a world-writable configuration: %v, want ErrConfig naming %s", err, path)
+	}
+	keyring := filepath.Join(t.TempDir(), "keys.asc")
+	var m map[string]any
+	json.Unmarshal(good, &m)
+	kd, _ := m["keyringdata"].(string)
+	if kd == "" {
+		t.Skip("the test configuration carries no inline keyring to move to a file")
+	}
+	if err := os.WriteFile(keyring, []byte(kd), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyring, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "keyringdata")
+	m["keyring"] = keyring
+	data, _ := json.Marshal(m)
+	if _, err := ParseConfig(data, "test.json"); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), keyring) {
+		t.Fatalf("a world-writable keyring: %v, want ErrConfig naming %s", err, keyring)
+	}
 }
