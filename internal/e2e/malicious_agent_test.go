@@ -53,7 +53,10 @@ func TestMaliciousAgentResults(t *testing.T) {
 			return false
 		}
 		evil = agents[0].ID
-		return true
+		// The server stores the agent before the agent has written the
+		// credentials it received: wait for them too.
+		_, err = os.Stat(filepath.Join(dir, "mallory", "relay.json"))
+		return err == nil
 	})
 	// The agent process stops; its credentials are the attacker's.
 	mallory.stop()
