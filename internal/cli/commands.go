@@ -81,6 +81,8 @@ func init() {
 			verbs: investigatorVerbs},
 		{name: "apikey", summary: "API keys, for automation that reads results and agents without an OpenPGP key",
 			verbs: apikeyVerbs},
+		{name: "manifest", summary: "the signed releases mig-loader installs on the endpoints: create, sign, publish, list, disable",
+			verbs: manifestVerbs},
 		{name: "agentkeys", summary: "the agent keys pinned on this machine, which mig results verifies results against",
 			verbs: agentkeysVerbs},
 		{name: "audit", args: "[-after SEQ] [-render text|json] [-export FILE]",

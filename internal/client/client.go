@@ -76,12 +76,14 @@ func (e *APIError) Error() string {
 // Client talks to one MIG API as one investigator. It is safe for
 // concurrent use.
 type Client struct {
-	base   *url.URL
-	http   *http.Client
-	signer sign.Signer
-	apiKey string
-	log    *slog.Logger
-	now    func() time.Time
+	base *url.URL
+	http *http.Client
+	// longHTTP has no timeout of its own (rawBody.long).
+	longHTTP *http.Client
+	signer   sign.Signer
+	apiKey   string
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New returns a client for cfg: TLS verified against cfg.API.CA (or the
@@ -135,12 +137,13 @@ func New(cfg Config) (*Client, error) {
 		ForceAttemptHTTP2:     true,
 	}
 	return &Client{
-		base:   base,
-		http:   &http.Client{Transport: tr, Timeout: RequestTimeout},
-		signer: s,
-		apiKey: cfg.APIKey,
-		log:    log.With("component", "client"),
-		now:    time.Now,
+		base:     base,
+		http:     &http.Client{Transport: tr, Timeout: RequestTimeout},
+		longHTTP: &http.Client{Transport: tr},
+		signer:   s,
+		apiKey:   cfg.APIKey,
+		log:      log.With("component", "client"),
+		now:      time.Now,
 	}, nil
 }
 
@@ -198,12 +201,18 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		u.RawQuery = query.Encode()
 	}
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	var size int64 = -1
+	contentType := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case rawBody:
+		rd, size, contentType = b.r, b.size, b.contentType
+	default:
+		data, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("encoding the request to %s: %w", path, err)
 		}
-		rd = bytes.NewReader(b)
+		rd, size = bytes.NewReader(data), int64(len(data))
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
@@ -212,7 +221,8 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "mig-client")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
+		req.ContentLength = size
 	}
 	if auth && c.apiKey != "" {
 		req.Header.Set("Authorization", APIKeyScheme+" "+c.apiKey)
@@ -224,7 +234,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Authorization", AuthScheme+" "+tok)
 	}
 	start := time.Now()
-	resp, err := c.http.Do(req)
+	hc := c.http
+	if rb, ok := body.(rawBody); ok && rb.long {
+		hc = c.longHTTP
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, u.Redacted(), err)
 	}
@@ -249,6 +263,17 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("%w: %s %s: %w", ErrBadResponse, method, path, err)
 	}
 	return nil
+}
+
+// rawBody is a request body sent as it is, not encoded as JSON: a file
+// upload or a document whose bytes are what was signed.
+type rawBody struct {
+	r           io.Reader
+	size        int64
+	contentType string
+	// long sends it without RequestTimeout: the caller's context bounds
+	// a request that may take longer (an upload of hundreds of MiB).
+	long bool
 }
 
 func readAPIError(resp *http.Response) error {
